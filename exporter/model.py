@@ -1,0 +1,135 @@
+"""Immutable values shared by every stage of the pipeline.
+
+The pipeline is ``config -> scheduler -> tencent client -> parse -> diff -> metrics store -> web``.
+Every stage speaks in these types, so none of them needs to import another stage to understand
+its input. They are frozen and slotted: a full fleet is 100,000 streams and twice as many
+publishers, and nothing downstream may edit what upstream produced.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import NamedTuple
+
+__all__ = [
+    "Event",
+    "EventKind",
+    "Publisher",
+    "RegionKey",
+    "Snapshot",
+    "Stream",
+    "StreamKey",
+    "SwitchoverReason",
+]
+
+
+class RegionKey(NamedTuple):
+    """One polled unit: an account's view of one region."""
+
+    account: str
+    region: str
+
+
+class StreamKey(NamedTuple):
+    """A stream is identified by (account, region, StreamName) — SPEC section 5."""
+
+    account: str
+    region: str
+    stream: str
+
+
+@dataclass(frozen=True, slots=True)
+class Publisher:
+    """One encoder pushing a stream; identified by ``upstream_sequence``, never by domain/app."""
+
+    upstream_sequence: str
+    domain: str
+    app: str
+    publish_time: float  # Unix seconds (vendor sends "2018-06-29T19:00:00Z")
+    source_from: str
+    is_master: bool
+
+
+@dataclass(frozen=True, slots=True)
+class Stream:
+    """One ``BackupStreamGroupInfo``: a stream name and its publishers, in vendor order."""
+
+    name: str
+    host_group: str
+    optimal_enable: int
+    publishers: tuple[Publisher, ...]
+
+    @property
+    def master(self) -> Publisher | None:
+        """The first publisher flagged master; ``None`` when the group has no master.
+
+        The vendor should flag exactly one; a group with two is tolerated by taking the
+        first, so a vendor glitch never crashes a poll.
+        """
+        for publisher in self.publishers:
+            if publisher.is_master:
+                return publisher
+        return None
+
+    @property
+    def sequences(self) -> frozenset[str]:
+        return frozenset(p.upstream_sequence for p in self.publishers)
+
+
+@dataclass(frozen=True, slots=True)
+class Snapshot:
+    """One successful observation of a region.
+
+    ``scope`` is ``None`` for a full-list poll: every stream not in ``streams`` is absent.
+    In watch-list mode it holds the StreamNames that were actually queried successfully in
+    this cycle; only those can be judged absent, a name whose query failed is "unknown".
+    """
+
+    account: str
+    region: str
+    taken_at: float  # Unix seconds, set by the runner's clock
+    streams: Mapping[str, Stream]
+    request_id: str = ""
+    scope: frozenset[str] | None = None
+
+    @property
+    def key(self) -> RegionKey:
+        return RegionKey(self.account, self.region)
+
+
+class EventKind(StrEnum):
+    SWITCHOVER = "switchover"
+    PUBLISHER_JOIN = "publisher_join"
+    PUBLISHER_LOSS = "publisher_loss"
+    STREAM_START = "stream_start"
+    STREAM_DROP = "stream_drop"
+
+
+class SwitchoverReason(StrEnum):
+    FAILOVER = "failover"  # the old master is gone
+    HANDOVER = "handover"  # the old master is still present, now as a backup
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Event:
+    """Something the diff engine detected between two snapshots of a region.
+
+    ``from_``/``to`` are UpstreamSequences: for a switchover the old and new master, for a
+    publisher join ``to`` and for a loss ``from_``.
+    """
+
+    time: float
+    account: str
+    region: str
+    stream: str
+    kind: EventKind
+    reason: SwitchoverReason | None = None
+    from_: str | None = None
+    to: str | None = None
+    extra: Mapping[str, str] = field(default_factory=dict)
+
+    @property
+    def stream_key(self) -> StreamKey:
+        return StreamKey(self.account, self.region, self.stream)
