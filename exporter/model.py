@@ -133,3 +133,19 @@ class Event:
     @property
     def stream_key(self) -> StreamKey:
         return StreamKey(self.account, self.region, self.stream)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class RegionStatus:
+    """What the landing page and ``/readyz`` show for one (account, region)."""
+
+    account: str
+    region: str
+    polled: bool  # at least one poll finished (success or failure)
+    up: bool
+    last_success: float | None
+    last_error: str | None  # the ``code`` label of the last failure
+    streams: int
+
+
+__all__ += ["RegionStatus"]
