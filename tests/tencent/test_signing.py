@@ -292,6 +292,6 @@ class TestVerifierSide:
         ],
     )
     def test_parse_authorization_rejects_malformed(self, value: str) -> None:
-        with pytest.raises(ValueError, match="^authorization: ") as info:
+        with pytest.raises(ValueError, match=r"^authorization: ") as info:
             parse_authorization(value)
         assert "Signature=ab" not in str(info.value)
