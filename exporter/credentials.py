@@ -125,7 +125,11 @@ class CredentialSettings:
 
 @dataclass(frozen=True, slots=True)
 class CredentialProblem:
-    """One reason credentials could not be built; ``key`` is the config key to blame, if any."""
+    """One reason credentials could not be built.
+
+    ``key`` is the config key to blame (None: the account as a whole); ``message`` does not repeat
+    it, so config can prefix its own key path.
+    """
 
     key: str | None
     message: str
@@ -136,7 +140,7 @@ class CredentialError(Exception):
 
     def __init__(self, problems: tuple[CredentialProblem, ...]) -> None:
         self.problems = problems
-        super().__init__("; ".join(p.message for p in problems))
+        super().__init__("; ".join(f"{p.key}: {p.message}" if p.key else p.message for p in problems))
 
 
 class SecretFileError(ValueError):
@@ -179,14 +183,14 @@ def _one_of(
         return None
     if value is not None:
         if not value.reveal():
-            problems.append(CredentialProblem(key, f"{key} is empty"))
+            problems.append(CredentialProblem(key, "is empty"))
             return None
         return value
     if file is not None:
         try:
             return read_secret_file(file)
         except SecretFileError as exc:
-            problems.append(CredentialProblem(f"{key}_file", f"{key}_file: {exc}"))
+            problems.append(CredentialProblem(f"{key}_file", str(exc)))
     return None
 
 
@@ -195,7 +199,7 @@ def _secret_id(
 ) -> str:
     if settings.secret_id is not None:
         if not settings.secret_id:
-            problems.append(CredentialProblem("secret_id", "secret_id is empty"))
+            problems.append(CredentialProblem("secret_id", "is empty"))
         return settings.secret_id
     from_env = _env(env, ENV_SECRET_ID)
     if from_env is None:
