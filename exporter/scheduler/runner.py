@@ -1,0 +1,572 @@
+"""The poll loop: budget -> client -> parse -> diff -> store, health, events and state file.
+
+This is one of the two places (with ``cli.py``) allowed to reach across the whole chain. It
+owns the only mutable detection state (each region's ``RegionState``) and is the only writer
+of the store, the health metrics and the event log.
+
+Threading: parse, diff and ``store.apply`` of a 20k-stream region take long enough to stall
+the event loop, so they run in worker threads. Everything that mutates detection state (the
+region states, the store, the event log) happens inside one worker-thread function under one
+``threading.Lock``, so a poll cancelled mid-way (on stop) can never leave the store and the
+diff state disagreeing, and a state-file save never sees half an update.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import threading
+import time
+from collections.abc import Callable, Collection, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any, Protocol
+
+import structlog
+from apscheduler.events import EVENT_JOB_MAX_INSTANCES, EVENT_JOB_MISSED, JobEvent
+from apscheduler.schedulers.asyncio import AsyncIOScheduler
+
+from exporter.config import AccountConfig, Config
+from exporter.diff import DiffResult, DiffRules, RegionState, diff
+from exporter.model import Event, RegionKey, Snapshot
+from exporter.parse import parse_snapshot
+from exporter.scheduler.budget import SlidingWindowBudget
+from exporter.scheduler.plan import (
+    PollStrategy,
+    RegionPoll,
+    Schedule,
+    plan_account,
+    start_offsets,
+    strategy_for,
+)
+from exporter.statefile import StateFileError, load_state, save_state
+from exporter.tencent.errors import PollError, Throttled
+
+__all__ = ["DescribeClient", "EventSink", "Health", "RetryPolicy", "Runner", "Store"]
+
+# Replies larger than this are parsed in a worker thread; a watched name's reply is tiny and
+# not worth the hop.
+_THREAD_PARSE_BYTES = 64 * 1024
+
+
+class DescribeClient(Protocol):
+    """What the runner needs of ``TencentClient``: one call, bytes or a ``PollError``."""
+
+    async def describe_backup_stream_list(self, region: str, stream_name: str | None = None) -> bytes: ...
+
+
+class Store(Protocol):
+    """What the runner needs of ``MetricStore``."""
+
+    def apply(
+        self,
+        snapshot: Snapshot,
+        *,
+        changed: Collection[str],
+        dropped: Collection[str],
+        events: Sequence[Event],
+    ) -> None: ...
+
+    def expire(self, now: float) -> int: ...
+
+    def export_counters(self) -> dict[str, Any]: ...
+
+    def restore_counters(self, data: dict[str, Any]) -> None: ...
+
+
+class Health(Protocol):
+    """What the runner needs of ``HealthMetrics``."""
+
+    def register(self, key: RegionKey) -> None: ...
+
+    def observe_request(self, key: RegionKey, code: str, seconds: float) -> None: ...
+
+    def poll_succeeded(self, key: RegionKey, now: float, streams: int) -> None: ...
+
+    def poll_failed(self, key: RegionKey, code: str) -> None: ...
+
+    def set_rate_limit(self, account: str, rps: float) -> None: ...
+
+    def add_rate_limit_wait(self, account: str, seconds: float) -> None: ...
+
+    def set_poll_cycle(self, key: RegionKey, seconds: float) -> None: ...
+
+    def poll_late(self, key: RegionKey) -> None: ...
+
+
+class EventSink(Protocol):
+    """What the runner needs of ``EventLog``."""
+
+    def record(self, events: Sequence[Event]) -> None: ...
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class RetryPolicy:
+    """Retries of one request within a poll: few, jittered, and never past the poll's deadline."""
+
+    attempts: int = 3  # tries per request, the first included
+    base_delay: float = 0.5
+    max_delay: float = 4.0
+
+    def backoff(self, retry: int, rng: random.Random) -> float:
+        """Exponential with jitter, so regions throttled together do not retry together."""
+        ceiling = min(self.max_delay, self.base_delay * 2.0**retry)
+        return ceiling * (0.5 + 0.5 * rng.random())
+
+
+class Runner:
+    """Polls every configured (account, region) on its schedule and feeds the results downstream.
+
+    Args:
+        config: the validated configuration.
+        clients: one client per account name (built in ``cli.py`` around a shared httpx client).
+        store: the metric store; health: the exporter-health metrics; events: the event ring.
+        clock: wall clock (Unix seconds): snapshot times, ``last_success``, retention.
+        monotonic: monotonic clock for the budgets, request durations and retry deadlines.
+        retry: per-request retry policy.
+        budget_margin: jitter margin of every account's sliding window (SPEC section 8).
+        rng: source of retry jitter.
+
+    Use ``await start()`` / ``await stop()`` in the daemon; tests drive ``poll_once`` or
+    ``run_cycle`` directly, without the scheduler.
+    """
+
+    def __init__(
+        self,
+        config: Config,
+        *,
+        clients: Mapping[str, DescribeClient],
+        store: Store,
+        health: Health,
+        events: EventSink,
+        clock: Callable[[], float] = time.time,
+        monotonic: Callable[[], float] = time.monotonic,
+        retry: RetryPolicy | None = None,
+        budget_margin: float = 0.05,
+        rng: random.Random | None = None,
+    ) -> None:
+        missing = [a.name for a in config.accounts if a.name not in clients]
+        if missing:
+            raise ValueError(f"no client for account(s): {', '.join(missing)}")
+        self._config = config
+        self._clients = clients
+        self._store = store
+        self._health = health
+        self._events = events
+        self._clock = clock
+        self._monotonic = monotonic
+        self._retry = retry or RetryPolicy()
+        self._rng = rng or random.Random()  # jitter, not crypto
+        self._rules = DiffRules(drop_confirmations=config.drop_confirmations)
+        self._log = structlog.get_logger(__name__)
+        self._accounts: dict[str, AccountConfig] = {a.name: a for a in config.accounts}
+        self._budgets = {
+            a.name: SlidingWindowBudget(a.rate_limit, margin=budget_margin, clock=monotonic)
+            for a in config.accounts
+        }
+        self._strategies: dict[str, PollStrategy] = {
+            a.name: strategy_for(a.stream_names) for a in config.accounts
+        }
+        self._schedules = {
+            a.name: plan_account(
+                account=a.name,
+                poll_interval=config.poll_interval,
+                regions=len(a.regions),
+                names=len(a.stream_names),
+                capacity=self._budgets[a.name].capacity,
+            )
+            for a in config.accounts
+        }
+        self._keys = _interleave(config.accounts)
+        self._lock = threading.Lock()  # region states + store + event log, see module docstring
+        self._states: dict[RegionKey, RegionState] = {}
+        self._dirty = False
+        self._last_error: dict[RegionKey, str] = {}
+        self._save_lock = asyncio.Lock()
+        self._scheduler: AsyncIOScheduler | None = None
+        self._job_keys: dict[str, RegionKey] = {}
+        self._inflight: set[asyncio.Task[bool]] = set()
+        for account in config.accounts:
+            health.set_rate_limit(account.name, account.rate_limit)
+        for key in self._keys:
+            health.register(key)
+            health.set_poll_cycle(key, self._schedules[key.account].cycle)
+
+    # ------------------------------------------------------------------------------ inspection
+
+    @property
+    def keys(self) -> tuple[RegionKey, ...]:
+        return self._keys
+
+    @property
+    def schedules(self) -> Mapping[str, Schedule]:
+        return dict(self._schedules)
+
+    def budget(self, account: str) -> SlidingWindowBudget:
+        return self._budgets[account]
+
+    def state(self, key: RegionKey) -> RegionState | None:
+        with self._lock:
+            return self._states.get(key)
+
+    # ------------------------------------------------------------------------------ lifecycle
+
+    async def start(self) -> None:
+        """Restore the state file, announce stretched schedules, and start polling."""
+        if self._scheduler is not None:
+            raise RuntimeError("runner already started")
+        await self.restore()
+        self._announce()
+        loop = asyncio.get_running_loop()
+        scheduler = AsyncIOScheduler(event_loop=loop, timezone=UTC)
+        scheduler.add_listener(self._on_job_event, EVENT_JOB_MISSED | EVENT_JOB_MAX_INSTANCES)
+        now = datetime.now(UTC)
+        offsets = start_offsets(self._keys, self._schedules, initial=0.1)
+        for key in self._keys:
+            cycle = self._schedules[key.account].cycle
+            job_id = f"poll:{key.account}/{key.region}"
+            self._job_keys[job_id] = key
+            first = now + timedelta(seconds=offsets[key])
+            scheduler.add_job(
+                self._scheduled_poll,
+                "interval",
+                seconds=cycle,
+                start_date=first,
+                next_run_time=first,
+                args=[key],
+                id=job_id,
+                max_instances=1,
+                coalesce=True,
+                misfire_grace_time=max(1, int(cycle / 2)),
+            )
+        interval = self._config.poll_interval
+        scheduler.add_job(
+            self.housekeeping,
+            "interval",
+            seconds=interval,
+            next_run_time=now + timedelta(seconds=interval),
+            id="housekeeping",
+            max_instances=1,
+            coalesce=True,
+        )
+        scheduler.start()
+        self._scheduler = scheduler
+
+    async def stop(self, grace: float = 3.0) -> None:
+        """Take no new polls, let in-flight ones finish for ``grace`` seconds, cancel the rest, save.
+
+        A cancelled poll changes nothing: its snapshot is never applied (and an apply already
+        running in a worker thread completes under the lock before the final save).
+        """
+        scheduler, self._scheduler = self._scheduler, None
+        if scheduler is not None:
+            scheduler.pause()
+        pending = {task for task in self._inflight if not task.done()}
+        if pending:
+            _, late = await asyncio.wait(pending, timeout=grace)
+            for task in late:
+                task.cancel()
+            await asyncio.gather(*late, return_exceptions=True)
+            if late:
+                self._log.warning("polls_cancelled", count=len(late), grace_seconds=grace)
+        if scheduler is not None:
+            scheduler.shutdown(wait=False)
+        await self.save_state()
+
+    async def restore(self) -> None:
+        """Load region states and counters from ``state_file``; a bad file means a fresh start.
+
+        Restored regions diff their first poll against the restored state (no new baseline), so
+        a switchover that happened while we were down is still counted.
+        """
+        path = self._config.state_file
+        if path is None:
+            return
+        try:
+            saved = await asyncio.to_thread(load_state, path)
+        except StateFileError as exc:
+            self._log.warning("state_restore_failed", error=str(exc))
+            return
+        if saved is None:
+            self._log.info("state_file_absent", path=str(path))
+            return
+        wanted = set(self._keys)
+        with self._lock:
+            for key, region_state in saved.regions.items():
+                if key in wanted:
+                    self._states[key] = region_state
+            self._store.restore_counters(dict(saved.counters))
+        self._log.info("state_restored", path=str(path), regions=len(wanted & set(saved.regions)))
+
+    def _announce(self) -> None:
+        for schedule in self._schedules.values():
+            account = self._accounts[schedule.account]
+            if schedule.stretched:
+                self._log.warning(
+                    "poll_cycle_stretched",
+                    account=schedule.account,
+                    regions=len(account.regions),
+                    stream_names=len(account.stream_names),
+                    rate_limit=account.rate_limit,
+                    poll_interval=schedule.poll_interval,
+                    poll_cycle=round(schedule.cycle, 3),
+                    reason=schedule.reason,
+                )
+
+    def _on_job_event(self, event: JobEvent) -> None:
+        key = self._job_keys.get(event.job_id)
+        if key is None:
+            return
+        reason = "missed" if event.code == EVENT_JOB_MISSED else "previous_poll_still_running"
+        self._health.poll_late(key)
+        self._log.warning("poll_late", account=key.account, region=key.region, reason=reason)
+
+    async def _scheduled_poll(self, key: RegionKey) -> None:
+        """Scheduler entry point: one tracked poll, so ``stop`` can wait for or cancel it."""
+        task = asyncio.create_task(self.poll_once(key, spread=True))
+        self._inflight.add(task)
+        task.add_done_callback(self._inflight.discard)
+        try:
+            await task
+        except asyncio.CancelledError:
+            current = asyncio.current_task()
+            if current is not None and current.cancelling():
+                raise  # we ourselves are being cancelled, not just the poll by stop()
+
+    # ------------------------------------------------------------------------------ polling
+
+    async def run_cycle(self) -> dict[RegionKey, bool]:
+        """Poll every region once, concurrently, then do the housekeeping; for tests and demos.
+
+        Watched names are sent as fast as the budget allows (no spreading), so a test's wall
+        time is the budget's, not the schedule's.
+        """
+        results = await asyncio.gather(*(self.poll_once(key) for key in self._keys))
+        await self.housekeeping()
+        return dict(zip(self._keys, results, strict=True))
+
+    async def housekeeping(self) -> None:
+        """Expire long-dropped streams and save the state file if anything changed."""
+        now = self._clock()
+
+        def expire() -> int:
+            with self._lock:
+                return self._store.expire(now)
+
+        removed = await asyncio.to_thread(expire)
+        if removed:
+            self._log.debug("streams_expired", count=removed)
+        await self.save_state()
+
+    async def save_state(self) -> None:
+        """Write the state file (off the event loop) when something changed since the last save."""
+        path = self._config.state_file
+        if path is None or not self._dirty:
+            return
+        async with self._save_lock:
+            await asyncio.to_thread(self._save_sync, path)
+
+    def _save_sync(self, path: Path) -> None:
+        with self._lock:
+            regions = dict(self._states)
+            counters = self._store.export_counters()
+            self._dirty = False
+        try:
+            save_state(path, regions=regions, counters=counters)
+        except (StateFileError, OSError) as exc:
+            self._dirty = True
+            self._log.error("state_save_failed", path=str(path), error=str(exc))
+
+    async def poll_once(self, key: RegionKey, *, spread: bool = False) -> bool:
+        """Poll one region once and apply the result; True when a snapshot was applied.
+
+        Args:
+            spread: space watched-name queries over the cycle as planned (the scheduler's way);
+                False sends them as fast as the budget allows.
+
+        A failure changes nothing but ``up`` and the health counters: no gauge moves, no
+        pending drop is confirmed or reset.
+        """
+        account = self._accounts[key.account]
+        schedule = self._schedules[key.account]
+        deadline = self._monotonic() + schedule.cycle
+
+        async def fetch(name: str | None) -> Snapshot:
+            return await self._fetch(key, name, deadline)
+
+        poll = RegionPoll(
+            account=key.account,
+            region=key.region,
+            names=account.stream_names,
+            spacing=schedule.spacing if spread else 0.0,
+            fetch=fetch,
+            clock=self._clock,
+        )
+        try:
+            snapshot = await self._strategies[key.account](poll)
+        except PollError as exc:
+            self._failed(key, exc)
+            return False
+        except Exception:
+            self._log.exception("poll_crashed", account=key.account, region=key.region)
+            self._health.poll_failed(key, PollError.code)
+            return False
+        await asyncio.to_thread(self._apply, key, snapshot)
+        self._succeeded(key, snapshot)
+        return True
+
+    async def _fetch(self, key: RegionKey, name: str | None, deadline: float) -> Snapshot:
+        """One request through the account's budget, parsed; retried while it is worth it."""
+        budget = self._budgets[key.account]
+        client = self._clients[key.account]
+        retry = 0
+        while True:
+            waited = await budget.acquire()
+            if waited > 0:
+                self._health.add_rate_limit_wait(key.account, waited)
+            started = self._monotonic()
+            elapsed: float | None = None
+            try:
+                body = await client.describe_backup_stream_list(key.region, name)
+                elapsed = self._monotonic() - started
+                snapshot = await self._parse(key, body)
+            except PollError as exc:
+                self._health.observe_request(
+                    key, exc.code, elapsed if elapsed is not None else self._monotonic() - started
+                )
+                if isinstance(exc, Throttled):
+                    self._throttled(key.account, budget)
+                delay = self._retry.backoff(retry, self._rng)
+                retry += 1
+                if (
+                    not exc.retryable
+                    or retry >= self._retry.attempts
+                    or self._monotonic() + delay >= deadline
+                ):
+                    raise
+                self._log.debug(
+                    "request_retry",
+                    account=key.account,
+                    region=key.region,
+                    stream=name,
+                    code=exc.code,
+                    request_id=exc.request_id,
+                    retry_in=round(delay, 3),
+                )
+                await asyncio.sleep(delay)
+                continue
+            self._health.observe_request(key, "OK", elapsed)
+            if budget.on_success():
+                self._health.set_rate_limit(key.account, budget.effective_rate)
+                if budget.effective_rate >= budget.rate:
+                    self._log.info("rate_limit_recovered", account=key.account, rate=budget.rate)
+            return snapshot
+
+    def _throttled(self, account: str, budget: SlidingWindowBudget) -> None:
+        if budget.on_throttled():
+            self._health.set_rate_limit(account, budget.effective_rate)
+            self._log.warning(
+                "rate_limit_lowered", account=account, rate=budget.effective_rate, limit=budget.rate
+            )
+
+    async def _parse(self, key: RegionKey, body: bytes) -> Snapshot:
+        def parse() -> Snapshot:
+            return parse_snapshot(
+                body,
+                account=key.account,
+                region=key.region,
+                taken_at=self._clock(),
+                admit=self._config.streams.admits,
+            )
+
+        if len(body) > _THREAD_PARSE_BYTES:
+            return await asyncio.to_thread(parse)
+        return parse()
+
+    def _apply(self, key: RegionKey, snapshot: Snapshot) -> DiffResult:
+        """Diff and store, in a worker thread, atomically with respect to saves and other regions."""
+        with self._lock:
+            previous = self._states.get(key)
+            result = diff(previous, snapshot, self._rules)
+            self._store.apply(snapshot, changed=result.changed, dropped=result.dropped, events=result.events)
+            self._states[key] = result.state
+            self._events.record(result.events)
+            if (
+                result.events
+                or result.changed
+                or result.dropped
+                or previous is None
+                or previous.absent != result.state.absent
+            ):
+                self._dirty = True
+        for event in result.events:
+            self._log_event(event)
+        return result
+
+    def _log_event(self, event: Event) -> None:
+        fields: dict[str, str] = {}
+        if event.reason is not None:
+            fields["reason"] = str(event.reason)
+        if event.from_ is not None:
+            fields["from"] = event.from_
+        if event.to is not None:
+            fields["to"] = event.to
+        self._log.info(
+            "stream_event",
+            kind=str(event.kind),
+            account=event.account,
+            region=event.region,
+            stream=event.stream,
+            **fields,
+        )
+
+    def _succeeded(self, key: RegionKey, snapshot: Snapshot) -> None:
+        self._health.poll_succeeded(key, self._clock(), len(snapshot.streams))
+        previous = self._last_error.pop(key, None)
+        if previous is not None:
+            self._log.info("poll_recovered", account=key.account, region=key.region, after=previous)
+        names = self._accounts[key.account].stream_names
+        if snapshot.scope is not None and len(snapshot.scope) < len(names):
+            self._log.warning(
+                "poll_partial",
+                account=key.account,
+                region=key.region,
+                queried=len(names),
+                answered=len(snapshot.scope),
+            )
+
+    def _failed(self, key: RegionKey, exc: PollError) -> None:
+        """One warning per failed poll; a non-retryable error is said once per state change."""
+        self._health.poll_failed(key, exc.code)
+        previous = self._last_error.get(key)
+        self._last_error[key] = exc.code
+        fields = {
+            "account": key.account,
+            "region": key.region,
+            "code": exc.code,
+            "request_id": exc.request_id,
+            "error": exc.message,
+        }
+        if exc.retryable:
+            self._log.warning("poll_failed", **fields)
+        elif previous != exc.code:
+            self._log.error(
+                "poll_blocked",
+                **fields,
+                hint="not retryable (credentials, permissions or service state); "
+                "polling continues every cycle and logs again when the error changes",
+            )
+        else:
+            self._log.debug("poll_failed", **fields)
+
+
+def _interleave(accounts: Sequence[AccountConfig]) -> tuple[RegionKey, ...]:
+    """All keys, region-major, so start offsets alternate between accounts."""
+    width = max((len(a.regions) for a in accounts), default=0)
+    keys = []
+    for i in range(width):
+        for account in accounts:
+            if i < len(account.regions):
+                keys.append(RegionKey(account.name, account.regions[i]))
+    return tuple(keys)
