@@ -28,10 +28,11 @@ overwritten, and :class:`StateFileError` says so; the caller logs it and starts 
 from __future__ import annotations
 
 import contextlib
+import gc
 import os
 import tempfile
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -45,6 +46,7 @@ __all__ = ["FORMAT", "VERSION", "SavedState", "StateFileError", "load_state", "s
 
 FORMAT = "tencent-live-exporter-state"
 VERSION = 1
+_NUMBER = (int, float)
 _PUBLISHER_FIELDS = ("upstream_sequence", "domain", "app", "publish_time", "source_from", "is_master")
 
 
@@ -74,17 +76,20 @@ def save_state(path: Path, *, regions: Mapping[RegionKey, RegionState], counters
         StateFileError: unserialisable counters, unwritable directory, disk full; the old
             file, if any, is left exactly as it was.
     """
-    document = {
-        "format": FORMAT,
-        "version": VERSION,
-        "publisher_fields": list(_PUBLISHER_FIELDS),
-        "regions": {
-            f"{key.account}/{key.region}": _dump_region(key, state) for key, state in regions.items()
-        },
-        "counters": counters,
-    }
     try:
-        payload = orjson.dumps(document)
+        with _gc_paused():
+            payload = orjson.dumps(
+                {
+                    "format": FORMAT,
+                    "version": VERSION,
+                    "publisher_fields": list(_PUBLISHER_FIELDS),
+                    "regions": {
+                        f"{key.account}/{key.region}": _dump_region(key, state)
+                        for key, state in regions.items()
+                    },
+                    "counters": counters,
+                }
+            )
     except TypeError as exc:  # orjson.JSONEncodeError is a TypeError
         raise StateFileError(f"state for {path} is not serialisable: {exc}") from exc
     _atomic_write(path, payload)
@@ -169,10 +174,24 @@ def load_state(path: Path, *, clock: Callable[[], float] = time.time) -> SavedSt
     except OSError as exc:
         raise StateFileError(f"cannot read state file {path}: {exc.strerror or exc}") from exc
     try:
-        return _parse(raw)
+        with _gc_paused():
+            return _parse(raw)
     except (_Corrupt, orjson.JSONDecodeError) as exc:
         aside = _move_aside(path, clock)
         raise StateFileError(f"state file {path} is unusable ({exc}); {aside}; starting fresh") from exc
+
+
+@contextlib.contextmanager
+def _gc_paused() -> Iterator[None]:
+    """Building 100k streams' worth of objects triggers the cyclic GC over and over; none of
+    them form cycles, and pausing it makes a full-scale load about three times faster."""
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was_enabled:
+            gc.enable()
 
 
 def _move_aside(path: Path, clock: Callable[[], float]) -> str:
@@ -243,19 +262,27 @@ def _load_stream(name: str, entry: dict[str, Any], where: str) -> Stream:
 
 
 def _load_publisher(row: Any, where: str) -> Publisher:
-    if not isinstance(row, list) or len(row) != len(_PUBLISHER_FIELDS):
+    # One combined check: this runs for every publisher (200k at full scale) on startup.
+    if type(row) is not list or len(row) != len(_PUBLISHER_FIELDS):
         raise _Corrupt(f"{where}.publishers: expected arrays of {len(_PUBLISHER_FIELDS)} fields")
     seq, domain, app, publish_time, source_from, is_master = row
-    if isinstance(publish_time, bool) or not isinstance(publish_time, int | float):
-        raise _Corrupt(f"{where}.publishers: publish_time is not a number")
-    if not isinstance(is_master, bool):
-        raise _Corrupt(f"{where}.publishers: is_master is not a boolean")
+    if not (
+        type(seq) is str
+        and type(domain) is str
+        and type(app) is str
+        and type(publish_time) in _NUMBER
+        and type(source_from) is str
+        and type(is_master) is bool
+    ):
+        raise _Corrupt(
+            f"{where}.publishers: a field has the wrong type (fields: {', '.join(_PUBLISHER_FIELDS)})"
+        )
     return Publisher(
-        upstream_sequence=_str(seq, f"{where}.publishers"),
-        domain=_str(domain, f"{where}.publishers"),
-        app=_str(app, f"{where}.publishers"),
+        upstream_sequence=seq,
+        domain=domain,
+        app=app,
         publish_time=float(publish_time),
-        source_from=_str(source_from, f"{where}.publishers"),
+        source_from=source_from,
         is_master=is_master,
     )
 
