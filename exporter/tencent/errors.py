@@ -19,6 +19,7 @@ cannot leak through ``str(exc)`` or a traceback.
 from __future__ import annotations
 
 __all__ = [
+    "OK_CODE",
     "ApiError",
     "BadResponse",
     "HTTPStatusError",
@@ -28,6 +29,9 @@ __all__ = [
     "Throttled",
     "is_retryable_code",
 ]
+
+# The ``code`` label of a successful request (SPEC section 6); every failure has its own below.
+OK_CODE = "OK"
 
 _RETRYABLE_PREFIXES = ("InternalError", "RequestLimitExceeded", "FailedOperation.CallOtherSvrFailed")
 
