@@ -209,6 +209,9 @@ def parse_config(text: str, *, source: str, base_dir: Path, env: Mapping[str, st
         ConfigError: with all problems found, sorted by line.
     """
     report = _Report(source)
+    report.secrets.update(
+        v for k in (ENV_SECRET_KEY, ENV_SESSION_TOKEN, ENV_TOKEN_TCCLI) if (v := env.get(k))
+    )
     root = _compose(text, report)
     config = _config(root, _Context(report, base_dir, env)) if root is not None else None
     if config is None or report.has_problems():
@@ -277,7 +280,7 @@ def _compose(text: str, report: _Report) -> Node | None:
         # Only problem/context: str(exc) would quote the offending line, which may hold a secret.
         mark = exc.problem_mark or exc.context_mark
         line, column = (mark.line + 1, mark.column + 1) if mark is not None else (1, 1)
-        detail = "; ".join(part for part in (exc.problem, exc.context) if part)
+        detail = ", ".join(part for part in (exc.context, exc.problem) if part)
         report.problem(line, "", f"YAML syntax error at column {column}: {detail}")
         return None
     except yaml.YAMLError as exc:  # ReaderError: control characters and the like, no line known
@@ -609,7 +612,6 @@ def _accounts(root: Node, node: Node | None, ctx: _Context, poll: float) -> tupl
 
 def _default_account(root: Node, ctx: _Context) -> tuple[AccountConfig, ...] | None:
     """No ``accounts`` key: one account "default", credentials as the official SDKs find them."""
-    _note_env_secrets(ctx)
     try:
         credential = credential_from_env(ctx.env)
     except CredentialError as exc:
@@ -631,6 +633,9 @@ def _account(
         return None
     # A misspelt key (secret_kye) already says what is wrong; "no SecretKey" on top would be noise.
     keys_ok = r.count() == before
+    r.secrets.update(
+        str(f[k].value) for k in ("secret_key", "session_token") if isinstance(f.get(k), ScalarNode)
+    )
     name = _account_name(f, node, path, ctx, names)
     regions = _get(f, "regions", path, lambda n, p: _regions(n, p, ctx), DEFAULT_REGIONS)
     rate = _get(f, "rate_limit", path, lambda n, p: _positive_number(n, p, ctx), 20.0)
@@ -755,7 +760,6 @@ def _credential(f: Mapping[str, Node], node: Node, path: str, ctx: _Context) -> 
     )
     if r.count() != before:
         return None  # a mistyped key would otherwise also read as "missing"
-    _note_env_secrets(ctx)
     try:
         credential = resolve_credential(settings, ctx.env)
     except CredentialError as exc:
@@ -765,13 +769,6 @@ def _credential(f: Mapping[str, Node], node: Node, path: str, ctx: _Context) -> 
         return None
     r.secrets.update(credential.secret_values())
     return credential
-
-
-def _note_env_secrets(ctx: _Context) -> None:
-    for var in (ENV_SECRET_KEY, ENV_SESSION_TOKEN, ENV_TOKEN_TCCLI):
-        value = ctx.env.get(var)
-        if value:
-            ctx.report.secrets.add(value)
 
 
 def _check_budget(account: AccountConfig, node: Node, path: str, poll: float, ctx: _Context) -> None:
