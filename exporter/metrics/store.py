@@ -1,0 +1,479 @@
+"""The one mutable metric state: pre-rendered exposition text per stream, joined per region.
+
+kube-state-metrics' model (``metrics_store.go``, ``metrics_writer.go``) at 100,000 streams:
+
+- Each exported stream keeps one rendered line per per-stream family. A line is re-rendered
+  only when the diff says the stream changed, a counter moved, or it dropped; a quiet stream
+  costs a dict lookup per poll.
+- The body is grouped by family (HELP/TYPE once, families contiguous): for each family its
+  header, then every region's block. A region's block of a family is the join of its streams'
+  lines. Blocks of quiet regions are not kept as separate copies but as spans of the current
+  body: a new body copies them by ``memoryview`` slice, so only changed regions are re-joined
+  and the text exists once in memory (plus the lines it is made of).
+- ``render()`` returns the cached body while nothing changed (O(1) per scrape) and builds the
+  next one at most once per generation. ``render_gzip()`` deflates only blocks that changed
+  (see :mod:`exporter.metrics.exposition`) and caches the member per generation.
+
+One lock guards everything: the poller calls :meth:`MetricStore.apply` and :meth:`expire`,
+the web thread :meth:`render` / :meth:`render_gzip`; bodies are immutable ``bytes``, so a
+scrape that got one keeps a consistent view while the next is being built.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Collection, Mapping, Sequence
+from typing import Any
+
+from exporter.metrics.exposition import (
+    deflate_block,
+    escape_label_value,
+    gzip_from_blocks,
+    header,
+    label_pairs,
+    sample_line,
+)
+from exporter.metrics.families import (
+    REGION_FAMILIES,
+    STREAM_FAMILIES,
+    FamilySpec,
+    RegionFacts,
+    StreamFacts,
+)
+from exporter.model import Event, EventKind, RegionKey, Snapshot, Stream, SwitchoverReason
+
+__all__ = ["COUNTERS_FORMAT", "MetricStore"]
+
+#: Version tag of :meth:`MetricStore.export_counters` output.
+COUNTERS_FORMAT = 1
+
+_R = len(REGION_FAMILIES)
+_SPECS: tuple[FamilySpec[Any], ...] = (*REGION_FAMILIES, *STREAM_FAMILIES)
+_HEADERS: tuple[bytes, ...] = tuple(header(s.name, s.help, s.type) for s in _SPECS)
+_HEADERS_DEFLATED: tuple[bytes, ...] = tuple(deflate_block(h) for h in _HEADERS)
+_NO_LINES: tuple[bytes, ...] = ()
+_STREAM_COUNTERS = 3  # switchovers, joins, losses
+
+
+def _render(specs: Sequence[FamilySpec[Any]], facts: object, scope: str) -> tuple[bytes, ...]:
+    """One chunk per family: every sample line of ``facts`` in that family."""
+    chunks = []
+    for spec in specs:
+        lines = []
+        for values, value in spec.samples(facts):
+            labels = scope + "," + label_pairs(spec.labels, values) if values else scope
+            lines.append(sample_line(spec.name, labels, value))
+        chunks.append(lines[0] if len(lines) == 1 else b"".join(lines))
+    return tuple(chunks)
+
+
+class _Entry:
+    """One exported stream: last seen version, counters, rendered lines."""
+
+    __slots__ = ("dropped_at", "joins", "lines", "losses", "stream", "switchovers")
+
+    def __init__(self, stream: Stream, counters: Sequence[int]) -> None:
+        self.stream = stream
+        self.switchovers, self.joins, self.losses = counters
+        self.dropped_at: float | None = None
+        self.lines = _NO_LINES
+
+    def render(self, region_scope: str) -> None:
+        facts = StreamFacts(
+            stream=self.stream,
+            online=self.dropped_at is None,
+            switchovers=self.switchovers,
+            joins=self.joins,
+            losses=self.losses,
+        )
+        scope = f'{region_scope},stream="{escape_label_value(self.stream.name)}"'
+        self.lines = _render(STREAM_FAMILIES, facts, scope)
+
+
+class _Region:
+    """Everything the store holds for one (account, region)."""
+
+    __slots__ = (
+        "counters",
+        "deflated",
+        "dirty",
+        "dropped",
+        "entries",
+        "facts",
+        "lines",
+        "restored_streams",
+        "scope",
+        "spans",
+    )
+
+    def __init__(
+        self, key: RegionKey, counters: Mapping[str, int], restored_streams: dict[str, list[int]]
+    ) -> None:
+        self.scope = f'account="{escape_label_value(key.account)}",region="{escape_label_value(key.region)}"'
+        self.entries: dict[str, _Entry] = {}
+        self.dropped: dict[str, float] = {}  # name -> taken_at of the confirming snapshot
+        self.counters: dict[str, int] = {name: int(counters.get(name, 0)) for name in _REGION_COUNTERS}
+        self.restored_streams = restored_streams
+        self.facts: RegionFacts | None = None
+        self.lines: tuple[bytes, ...] = _NO_LINES
+        self.dirty = True
+        # Where each family's block sits in the store's current body; None until first joined.
+        self.spans: list[tuple[int, int]] | None = None
+        self.deflated: list[bytes | None] = [None] * len(_SPECS)
+
+    def block(self, family: int) -> bytes:
+        if family < _R:
+            return self.lines[family]
+        index = family - _R
+        return b"".join([entry.lines[index] for entry in self.entries.values()])
+
+    def new_entry(self, stream: Stream) -> _Entry:
+        counters = self.restored_streams.pop(stream.name, None)
+        return _Entry(stream, counters if counters is not None else (0,) * _STREAM_COUNTERS)
+
+
+_REGION_COUNTERS = (
+    "failover",
+    "handover",
+    "publisher_joins",
+    "publisher_losses",
+    "stream_starts",
+    "stream_drops",
+)
+_EVENT_COUNTER = {
+    EventKind.PUBLISHER_JOIN: "publisher_joins",
+    EventKind.PUBLISHER_LOSS: "publisher_losses",
+    EventKind.STREAM_START: "stream_starts",
+    EventKind.STREAM_DROP: "stream_drops",
+}
+
+
+class MetricStore:
+    """Per-stream and per-region families of every polled region, ready to serve.
+
+    Args:
+        per_stream_metrics: False exports region aggregates only (SPEC ``streams.per_stream_metrics``).
+        max_per_region: per-stream series cap; the first streams seen keep their series, later
+            ones are only counted (``tencent_live_region_streams_unexported``) until a slot frees.
+        retention: seconds a dropped stream keeps ``stream_online 0``, ``stream_info`` and its
+            counters, from the ``taken_at`` of the snapshot that confirmed the drop.
+    """
+
+    def __init__(
+        self, *, per_stream_metrics: bool = True, max_per_region: int = 20000, retention: float = 3600.0
+    ):
+        if max_per_region < 0:
+            raise ValueError(f"max_per_region must not be negative, got {max_per_region}")
+        self._per_stream = per_stream_metrics
+        self._cap = max_per_region
+        self._retention = retention
+        self._lock = threading.Lock()
+        self._regions: dict[RegionKey, _Region] = {}
+        self._order: list[_Region] = []
+        self._restored: dict[RegionKey, tuple[dict[str, int], dict[str, list[int]]]] = {}
+        self._generation = 0
+        self._body = b""
+        self._body_generation = 0
+        self._emitted: list[bool] = [False] * len(_SPECS)
+        self._gzip = gzip_from_blocks((), b"")
+        self._gzip_generation = 0
+
+    @property
+    def generation(self) -> int:
+        """Increases whenever the exposition text changed; a cached body is valid for one value."""
+        return self._generation
+
+    def apply(
+        self,
+        snapshot: Snapshot,
+        *,
+        changed: Collection[str],
+        dropped: Collection[str],
+        events: Sequence[Event],
+    ) -> None:
+        """Take in one successful snapshot of a region and what the diff made of it.
+
+        The first call for a region creates its counters at 0. A stream the store does not know
+        yet is rendered whether or not it is in ``changed`` (baseline, restored diff state, a
+        freed cap slot). Region gauges come from ``snapshot.streams``, so they count streams
+        over the cap too.
+        """
+        with self._lock:
+            region = self._regions.get(snapshot.key) or self._add_region(snapshot.key)
+            touched = self._count_events(region, events)
+            facts_counts, render = self._take_streams(region, snapshot, changed, touched)
+            for name in dropped:
+                entry = region.entries.get(name)
+                if entry is not None and entry.dropped_at is None:
+                    entry.dropped_at = snapshot.taken_at
+                    region.dropped[name] = snapshot.taken_at
+                    render.add(name)
+            render.update(name for name in touched if name in region.entries)
+            for name in render:
+                region.entries[name].render(region.scope)
+            expired = self._expire_region(region, snapshot.taken_at)
+            if self._set_region_facts(region, facts_counts) or render or expired:
+                self._touch(region)
+
+    def expire(self, now: float) -> int:
+        """Forget dropped streams whose retention has passed; returns how many went."""
+        with self._lock:
+            removed = 0
+            for region in self._order:
+                count = self._expire_region(region, now)
+                if count:
+                    self._touch(region)
+                    removed += count
+            return removed
+
+    def render(self) -> bytes:
+        """The exposition body; the same object until the next change."""
+        with self._lock:
+            self._build_body()
+            return self._body
+
+    def render_gzip(self) -> bytes:
+        """The body as one gzip member; only blocks changed since the last call are deflated."""
+        with self._lock:
+            self._build_body()
+            if self._gzip_generation != self._body_generation:
+                self._gzip = self._build_gzip()
+                self._gzip_generation = self._body_generation
+            return self._gzip
+
+    def export_counters(self) -> dict[str, Any]:
+        """Counter values for the state file: JSON-able, streams only when a counter is non-zero."""
+        with self._lock:
+            regions = []
+            for key, region in sorted(self._regions.items()):
+                streams = {
+                    name: [e.switchovers, e.joins, e.losses]
+                    for name, e in region.entries.items()
+                    if e.switchovers or e.joins or e.losses
+                }
+                regions.append(
+                    {"account": key.account, "region": key.region, **region.counters, "streams": streams}
+                )
+            return {"format": COUNTERS_FORMAT, "regions": regions}
+
+    def restore_counters(self, data: Mapping[str, Any]) -> None:
+        """Continue counters from :meth:`export_counters` output (a previous run's state file).
+
+        Meant for start-up, before the first :meth:`apply`; values reach each region and stream
+        when it first appears. A region or stream already present keeps the larger value, so a
+        counter never goes backwards.
+
+        Raises:
+            ValueError: ``data`` is not export_counters output of a known format.
+        """
+        parsed = _parse_counters(data)
+        with self._lock:
+            for key, (counters, streams) in parsed.items():
+                region = self._regions.get(key)
+                if region is None:
+                    self._restored[key] = (counters, streams)
+                    continue
+                for name in _REGION_COUNTERS:
+                    region.counters[name] = max(region.counters[name], counters.get(name, 0))
+                for name, values in streams.items():
+                    entry = region.entries.get(name)
+                    if entry is None:
+                        region.restored_streams[name] = values
+                        continue
+                    entry.switchovers = max(entry.switchovers, values[0])
+                    entry.joins = max(entry.joins, values[1])
+                    entry.losses = max(entry.losses, values[2])
+                    entry.render(region.scope)
+                if region.facts is not None:
+                    self._set_region_facts(region, _counts_of(region.facts))
+                self._touch(region)
+
+    # -- apply helpers -------------------------------------------------------------------------
+
+    def _add_region(self, key: RegionKey) -> _Region:
+        counters, streams = self._restored.pop(key, ({}, {}))
+        region = _Region(key, counters, streams)
+        self._regions[key] = region
+        self._order = [self._regions[k] for k in sorted(self._regions)]
+        return region
+
+    def _count_events(self, region: _Region, events: Sequence[Event]) -> set[str]:
+        """Count events into region and stream counters; returns streams whose counters moved."""
+        touched: set[str] = set()
+        counters = region.counters
+        for event in events:
+            kind = event.kind
+            if kind is EventKind.SWITCHOVER:
+                if event.reason is not None:
+                    counters[SwitchoverReason(event.reason).value] += 1
+            else:
+                counters[_EVENT_COUNTER[kind]] += 1
+            entry = region.entries.get(event.stream)
+            if entry is None:
+                continue
+            if kind is EventKind.SWITCHOVER:
+                entry.switchovers += 1
+            elif kind is EventKind.PUBLISHER_JOIN:
+                entry.joins += 1
+            elif kind is EventKind.PUBLISHER_LOSS:
+                entry.losses += 1
+            else:
+                continue
+            touched.add(event.stream)
+        return touched
+
+    def _take_streams(
+        self, region: _Region, snapshot: Snapshot, changed: Collection[str], touched: set[str]
+    ) -> tuple[tuple[int, int, int, int, int], set[str]]:
+        """One pass over the snapshot: aggregates, and which streams need a new rendering."""
+        render: set[str] = set()
+        entries = region.entries
+        redundant = without_master = publishers = unexported = 0
+        per_stream = self._per_stream
+        for name, stream in snapshot.streams.items():
+            count = len(stream.publishers)
+            publishers += count
+            if count >= 2:  # "redundant" is two or more publishers (SPEC 6)
+                redundant += 1
+            if stream.master is None:
+                without_master += 1
+            if not per_stream:
+                continue
+            entry = entries.get(name)
+            if entry is None:
+                if len(entries) >= self._cap:
+                    unexported += 1
+                    continue
+                entries[name] = region.new_entry(stream)
+                render.add(name)
+            elif entry.dropped_at is not None or name in changed or name in touched:
+                entry.stream = stream
+                if entry.dropped_at is not None:
+                    entry.dropped_at = None
+                    region.dropped.pop(name, None)
+                render.add(name)
+        return (len(snapshot.streams), redundant, without_master, publishers, unexported), render
+
+    def _set_region_facts(self, region: _Region, counts: tuple[int, int, int, int, int]) -> bool:
+        """Re-render the region's own families; True when their text changed."""
+        c = region.counters
+        streams, redundant, without_master, publishers, unexported = counts
+        facts = RegionFacts(
+            streams=streams,
+            redundant=redundant,
+            without_master=without_master,
+            publishers=publishers,
+            unexported=unexported,
+            switchovers={SwitchoverReason.FAILOVER: c["failover"], SwitchoverReason.HANDOVER: c["handover"]},
+            joins=c["publisher_joins"],
+            losses=c["publisher_losses"],
+            starts=c["stream_starts"],
+            drops=c["stream_drops"],
+        )
+        region.facts = facts
+        lines = _render(REGION_FAMILIES, facts, region.scope)
+        if lines == region.lines:
+            return False
+        region.lines = lines
+        return True
+
+    def _expire_region(self, region: _Region, now: float) -> int:
+        if not region.dropped:
+            return 0
+        gone = [name for name, at in region.dropped.items() if now - at >= self._retention]
+        for name in gone:
+            del region.dropped[name]
+            del region.entries[name]
+        return len(gone)
+
+    def _touch(self, region: _Region) -> None:
+        region.dirty = True
+        self._generation += 1
+
+    # -- render helpers ------------------------------------------------------------------------
+
+    def _build_body(self) -> None:
+        """Assemble the body for the current generation, re-joining dirty regions only."""
+        if self._body_generation == self._generation:
+            return
+        old = memoryview(self._body)
+        parts: list[bytes | memoryview] = []
+        position = 0
+        spans: list[list[tuple[int, int]]] = [[] for _ in self._order]
+        for family, head in enumerate(_HEADERS):
+            blocks: list[bytes | memoryview] = []
+            for region in self._order:
+                if region.dirty or region.spans is None:
+                    region.deflated[family] = None
+                    blocks.append(region.block(family))
+                else:
+                    start, end = region.spans[family]
+                    blocks.append(old[start:end])
+            emitted = any(len(block) for block in blocks)
+            self._emitted[family] = emitted
+            if emitted:
+                parts.append(head)
+                position += len(head)
+            for index, block in enumerate(blocks):
+                spans[index].append((position, position + len(block)))
+                position += len(block)
+                parts.append(block)
+        self._body = b"".join(parts)
+        for region, region_spans in zip(self._order, spans, strict=True):
+            region.spans = region_spans
+            region.dirty = False
+        self._body_generation = self._generation
+
+    def _build_gzip(self) -> bytes:
+        body = memoryview(self._body)
+        deflated: list[bytes] = []
+        for family, emitted in enumerate(self._emitted):
+            if not emitted:
+                continue
+            deflated.append(_HEADERS_DEFLATED[family])
+            for region in self._order:
+                cached = region.deflated[family]
+                if cached is None:
+                    assert region.spans is not None  # set by _build_body
+                    start, end = region.spans[family]
+                    cached = region.deflated[family] = deflate_block(body[start:end])
+                deflated.append(cached)
+        return gzip_from_blocks(deflated, self._body)
+
+
+def _counts_of(facts: RegionFacts) -> tuple[int, int, int, int, int]:
+    return (facts.streams, facts.redundant, facts.without_master, facts.publishers, facts.unexported)
+
+
+def _parse_counters(data: Mapping[str, Any]) -> dict[RegionKey, tuple[dict[str, int], dict[str, list[int]]]]:
+    """Validate export_counters output; anything else is a ValueError naming what is wrong."""
+    if not isinstance(data, Mapping) or data.get("format") != COUNTERS_FORMAT:
+        raise ValueError(f"counters: expected format {COUNTERS_FORMAT}")
+    regions = data.get("regions")
+    if not isinstance(regions, list):
+        raise ValueError("counters: 'regions' must be a list")
+    parsed: dict[RegionKey, tuple[dict[str, int], dict[str, list[int]]]] = {}
+    for index, item in enumerate(regions):
+        where = f"counters: regions[{index}]"
+        if not isinstance(item, Mapping):
+            raise ValueError(f"{where} must be an object")
+        account, region = item.get("account"), item.get("region")
+        if not isinstance(account, str) or not isinstance(region, str):
+            raise ValueError(f"{where}: 'account' and 'region' must be strings")
+        counters = {name: _count(item.get(name, 0), f"{where}.{name}") for name in _REGION_COUNTERS}
+        streams_data = item.get("streams", {})
+        if not isinstance(streams_data, Mapping):
+            raise ValueError(f"{where}.streams must be an object")
+        streams: dict[str, list[int]] = {}
+        for name, values in streams_data.items():
+            if not isinstance(values, list) or len(values) != _STREAM_COUNTERS:
+                raise ValueError(f"{where}.streams[{name!r}] must be [switchovers, joins, losses]")
+            streams[str(name)] = [_count(v, f"{where}.streams[{name!r}]") for v in values]
+        parsed[RegionKey(account, region)] = (counters, streams)
+    return parsed
+
+
+def _count(value: object, where: str) -> int:
+    if type(value) is not int or value < 0:
+        raise ValueError(f"{where} must be a non-negative integer, got {value!r}")
+    return value
