@@ -47,6 +47,7 @@ __all__ = [
     "ConfigError",
     "StreamFilter",
     "demo_config",
+    "describe_config",
     "format_duration",
     "load_config",
     "parse_config",
@@ -180,6 +181,23 @@ def demo_config(endpoint: str, credential: Credential) -> Config:
         drop_confirmations=2,
         stream_retention=600.0,
         accounts=(account,),
+    )
+
+
+def describe_config(config: Config) -> str:
+    """One line for ``--check-config`` and the startup log: what will be polled, how often; no secret."""
+    accounts = "; ".join(
+        f"{a.name}: {len(a.regions)} region{'s' if len(a.regions) != 1 else ''}"
+        + (f", {len(a.stream_names)} watched streams" if a.stream_names else "")
+        + f", {a.rate_limit:g} req/s"
+        for a in config.accounts
+    )
+    return (
+        f"{len(config.accounts)} account{'s' if len(config.accounts) != 1 else ''} ({accounts}); "
+        f"poll_interval {format_duration(config.poll_interval)}, "
+        f"request_timeout {format_duration(config.request_timeout)}, "
+        f"drop_confirmations {config.drop_confirmations}, "
+        f"stream_retention {format_duration(config.stream_retention)}"
     )
 
 

@@ -13,6 +13,7 @@ from exporter.config import (
     Config,
     StreamFilter,
     demo_config,
+    describe_config,
     load_config,
     parse_config,
 )
@@ -213,3 +214,12 @@ def test_demo_config() -> None:
             ),
         ),
     )
+
+
+def test_describe_config_summarises_without_secrets() -> None:
+    config = load_config(GOOD / "full.yml", env=ENV)
+    assert describe_config(config) == (
+        "2 accounts (prod: 3 regions, 3 watched streams, 7.5 req/s; staging: 5 regions, 20 req/s); "
+        "poll_interval 1m30s, request_timeout 1s500ms, drop_confirmations 3, stream_retention 2h"
+    )
+    assert "good-inline-key" not in describe_config(config)
