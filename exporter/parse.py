@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, NoReturn
 
 import orjson
 import structlog
@@ -102,7 +102,7 @@ def _response(body: bytes) -> dict[str, Any]:
     return response
 
 
-def _raise_api_error(error: object, request_id: object) -> None:
+def _raise_api_error(error: object, request_id: object) -> NoReturn:
     rid = request_id if type(request_id) is str else ""
     if type(error) is not dict:
         raise BadResponse(f"Response.Error: not an object: {_short(error)}", request_id=rid)
@@ -279,5 +279,8 @@ def _problem(value: object, expected: str) -> str:
 
 
 def _short(value: object) -> str:
+    """A bounded rendering of an offending value: a reply can be megabytes of nested JSON."""
+    if type(value) is dict or type(value) is list:
+        return f"{type(value).__name__} of {len(value)}"
     text = repr(value)
     return text if len(text) <= _MAX_VALUE_REPR else text[: _MAX_VALUE_REPR - 3] + "..."
