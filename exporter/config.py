@@ -118,15 +118,11 @@ def format_duration(seconds: float) -> str:
     return "".join(parts)
 
 
-def _match_all(name: str) -> re.Pattern[str]:
-    return re.compile(name)
-
-
 @dataclass(frozen=True, slots=True, kw_only=True)
 class StreamFilter:
     """Which StreamNames exist for us at all; patterns are compiled once, at load."""
 
-    include: re.Pattern[str] = field(default_factory=lambda: _match_all(".*"))
+    include: re.Pattern[str] = field(default_factory=lambda: re.compile(".*"))
     exclude: re.Pattern[str] | None = None
     per_stream_metrics: bool = True
     max_per_region: int = 20000
