@@ -41,7 +41,7 @@ from exporter.scheduler.plan import (
     strategy_for,
 )
 from exporter.statefile import StateFileError, load_state, save_state
-from exporter.tencent.errors import PollError, Throttled
+from exporter.tencent.errors import OK_CODE, PollError, Throttled
 
 __all__ = ["DescribeClient", "EventSink", "Health", "RetryPolicy", "Runner", "Store"]
 
@@ -72,7 +72,7 @@ class Store(Protocol):
 
     def export_counters(self) -> dict[str, Any]: ...
 
-    def restore_counters(self, data: dict[str, Any]) -> None: ...
+    def restore_counters(self, data: Mapping[str, Any]) -> None: ...
 
 
 class Health(Protocol):
@@ -85,6 +85,8 @@ class Health(Protocol):
     def poll_succeeded(self, key: RegionKey, now: float, streams: int) -> None: ...
 
     def poll_failed(self, key: RegionKey, code: str) -> None: ...
+
+    def observe_poll(self, key: RegionKey, seconds: float) -> None: ...
 
     def set_rate_limit(self, account: str, rps: float) -> None: ...
 
@@ -388,6 +390,13 @@ class Runner:
         A failure changes nothing but ``up`` and the health counters: no gauge moves, no
         pending drop is confirmed or reset.
         """
+        started = self._monotonic()
+        try:
+            return await self._poll(key, spread=spread)
+        finally:
+            self._health.observe_poll(key, self._monotonic() - started)
+
+    async def _poll(self, key: RegionKey, *, spread: bool) -> bool:
         account = self._accounts[key.account]
         schedule = self._schedules[key.account]
         deadline = self._monotonic() + schedule.cycle
@@ -456,7 +465,7 @@ class Runner:
                 )
                 await asyncio.sleep(delay)
                 continue
-            self._health.observe_request(key, "OK", elapsed)
+            self._health.observe_request(key, OK_CODE, elapsed)
             if budget.on_success():
                 self._health.set_rate_limit(key.account, budget.effective_rate)
                 if budget.effective_rate >= budget.rate:
