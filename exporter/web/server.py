@@ -342,15 +342,26 @@ class WebServer:
             return _Response(401, b"Unauthorized\n", headers=(("WWW-Authenticate", _REALM),))
         if not allowed:
             return _Response(405, b"method not allowed\n", headers=(("Allow", "GET, HEAD"),))
-        route = self._routes.get(urlsplit(handler.path).path)
+        path = _request_path(handler.path)
+        route = self._routes.get(path)
         if route is None:
             return _Response(404, b"404 page not found\n")
         try:
             return route(handler.headers)
         except Exception:
             # Full detail goes to the (redacting) log; the client learns nothing it could misuse.
-            _log.error("web_handler_failed", path=urlsplit(handler.path).path, exc_info=True)
+            _log.error("web_handler_failed", path=path, exc_info=True)
             return _Response(500, b"internal server error\n")
+
+
+def _request_path(target: str) -> str:
+    """The path of a request target: origin-form (``/metrics?x``) or absolute-form (via proxies).
+
+    Not ``urlsplit`` on origin-form: it would read ``//host/x`` as a network location.
+    """
+    if target.startswith(("http://", "https://")):
+        return urlsplit(target).path or "/"
+    return target.partition("?")[0].partition("#")[0]
 
 
 class _HTTPServer(ThreadingHTTPServer):
