@@ -1,0 +1,352 @@
+"""The vendor protocol as a plain function of one request: ``POST /`` in, reply out.
+
+Transport-free so the same core serves the threaded HTTP server, an ``httpx.MockTransport``
+and direct calls. It checks what the vendor checks, in the order a gateway would: action,
+version, region, Authorization, timestamp, key, signature, token; then the per-key budget,
+the parameters, pending faults, and finally renders the world.
+
+Errors are HTTP 200 with ``Response.Error`` and ``Content-Type: application/json`` exactly:
+the official SDK looks for errors only under that content type.
+"""
+
+from __future__ import annotations
+
+import hmac
+import random
+import threading
+import time
+import uuid
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any, Final
+
+import orjson
+
+from exporter.simulator.errors import (
+    ACTION,
+    ACTION_REGIONS,
+    OTHER_TENCENT_REGIONS,
+    SERVICE,
+    VERSION,
+    VendorError,
+)
+from exporter.simulator.faults import Fault, FaultKind
+from exporter.simulator.ratelimit import RequestLog, RequestRecord, SlidingWindowLimiter
+from exporter.simulator.signature import parse_authorization, verify_signature
+from exporter.simulator.world import World
+
+__all__ = ["JSON", "MAX_SKEW_SECONDS", "Headers", "Reply", "Simulator"]
+
+JSON: Final = "application/json"
+MAX_SKEW_SECONDS: Final = 300.0
+_HTML: Final = "text/html"
+Headers = Mapping[str, str] | Iterable[tuple[str, str]]
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Reply:
+    """What to send back. ``delay``: wait that long first; ``reset``: send nothing, reset the socket."""
+
+    status: int
+    headers: tuple[tuple[str, str], ...]
+    body: bytes
+    delay: float = 0.0
+    reset: bool = False
+
+
+class _Context:
+    """What the log wants to know about a request, filled in as the checks get to it."""
+
+    __slots__ = ("region", "secret_id", "stream_name")
+
+    def __init__(self) -> None:
+        self.secret_id: str | None = None
+        self.region: str | None = None
+        self.stream_name: str | None = None
+
+
+def _json_reply(payload: bytes, status: int = 200) -> Reply:
+    return Reply(status=status, headers=(("Content-Type", JSON),), body=payload)
+
+
+def _html_page(status: int, title: str) -> bytes:
+    return (
+        f"<html>\r\n<head><title>{status} {title}</title></head>\r\n<body>\r\n"
+        f"<center><h1>{status} {title}</h1></center>\r\n<hr><center>stgw</center>\r\n</body>\r\n</html>\r\n"
+    ).encode("ascii")
+
+
+def _lower(headers: Headers) -> dict[str, str]:
+    items = headers.items() if isinstance(headers, Mapping) else headers
+    return {name.lower(): value for name, value in items}
+
+
+def _require(headers: Mapping[str, str], name: str, parameter: str) -> str:
+    value = headers.get(name, "").strip()
+    if not value:
+        raise VendorError("MissingParameter", f"The request is missing a required parameter `{parameter}`.")
+    return value
+
+
+class Simulator:
+    """The protocol core bound to a world.
+
+    Args:
+        world: accounts, streams and faults.
+        rate_limit: default requests per ``window`` per SecretId (an ``Account.rate_limit`` wins).
+        seed: seeds RequestIds, so a golden test sees the same bytes every run.
+        clock: Unix seconds, for the timestamp-skew check.
+        monotonic: arrival times for the budget and the request log.
+        sleep: used by ``handle`` to honour a delay fault.
+    """
+
+    def __init__(
+        self,
+        world: World,
+        *,
+        rate_limit: float = 20.0,
+        window: float = 1.0,
+        max_skew: float = MAX_SKEW_SECONDS,
+        seed: int = 0,
+        clock: Callable[[], float] = time.time,
+        monotonic: Callable[[], float] = time.monotonic,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
+        self.world = world
+        self.rate_limit = rate_limit
+        self.max_skew = max_skew
+        self.request_log = RequestLog()
+        self._limiter = SlidingWindowLimiter(window)
+        self._clock = clock
+        self._monotonic = monotonic
+        self._sleep = sleep
+        self._ids = random.Random(seed)
+        self._ids_lock = threading.Lock()
+
+    # ----- entry points ---------------------------------------------------------------
+
+    def handle(
+        self, method: str, path: str, headers: Headers, body: bytes
+    ) -> tuple[int, dict[str, str], bytes]:
+        """Blocking convenience form: sleeps through a delay fault, raises on a reset fault.
+
+        Raises:
+            ConnectionResetError: a ``reset`` fault matched.
+        """
+        reply = self.respond(method, path, headers, body)
+        if reply.delay:
+            self._sleep(reply.delay)
+        if reply.reset:
+            raise ConnectionResetError("connection reset by the simulator (fault)")
+        return reply.status, dict(reply.headers), reply.body
+
+    def respond(self, method: str, target: str, headers: Headers, body: bytes) -> Reply:
+        """Answer one request; ``target`` is the request path, optionally with a query."""
+        path, _, query = target.partition("?")
+        if path == "/_sim" or path.startswith("/_sim/"):
+            from exporter.simulator.control import handle_control
+
+            return handle_control(self, method, path, query, body)
+        if path != "/":
+            return Reply(status=404, headers=(("Content-Type", _HTML),), body=_html_page(404, "Not Found"))
+        arrival = self._monotonic()
+        ctx = _Context()
+        lowered = _lower(headers)
+        try:
+            reply, code = self._vendor(method, lowered, body, ctx, arrival)
+        except VendorError as err:
+            reply, code = self.error_reply(err.code, err.message), err.code
+        self.request_log.append(
+            RequestRecord(
+                arrival=arrival,
+                secret_id=ctx.secret_id,
+                region=ctx.region,
+                stream_name=ctx.stream_name,
+                code=code,
+            )
+        )
+        return reply
+
+    def new_request_id(self) -> str:
+        with self._ids_lock:
+            return str(uuid.UUID(int=self._ids.getrandbits(128), version=4))
+
+    def error_reply(self, code: str, message: str) -> Reply:
+        envelope = {
+            "Response": {"Error": {"Code": code, "Message": message}, "RequestId": self.new_request_id()}
+        }
+        return _json_reply(orjson.dumps(envelope))
+
+    # ----- the checks -----------------------------------------------------------------
+
+    def _vendor(
+        self, method: str, headers: dict[str, str], body: bytes, ctx: _Context, arrival: float
+    ) -> tuple[Reply, str]:
+        ctx.secret_id = _claimed_secret_id(headers.get("authorization"))
+        if method.upper() != "POST":
+            page = _html_page(405, "Method Not Allowed")
+            return Reply(status=405, headers=(("Content-Type", _HTML),), body=page), "HTTP405"
+        self._check_action(headers)
+        ctx.region = self._check_region(headers)
+        secret_id = self._authenticate(method, headers, body)
+        self._check_budget(secret_id, arrival)
+        ctx.stream_name = stream_name = _parse_params(body)
+        fault = self.world.faults.take(secret_id, ctx.region)
+        if fault is not None:
+            return self._faulty(fault, ctx.region, stream_name)
+        return self._success(ctx.region, stream_name), "OK"
+
+    @staticmethod
+    def _check_action(headers: Mapping[str, str]) -> None:
+        action = _require(headers, "x-tc-action", "Action")
+        if action != ACTION:
+            raise VendorError("InvalidAction", f"The requested action `{action}` does not exist.")
+        version = _require(headers, "x-tc-version", "Version")
+        if version != VERSION:
+            raise VendorError(
+                "NoSuchVersion", f"The requested version `{version}` of service `{SERVICE}` does not exist."
+            )
+
+    @staticmethod
+    def _check_region(headers: Mapping[str, str]) -> str:
+        region = _require(headers, "x-tc-region", "Region")
+        if region in ACTION_REGIONS:
+            return region
+        if region in OTHER_TENCENT_REGIONS:
+            raise VendorError(
+                "UnsupportedRegion", f"The action `{ACTION}` is not supported in region `{region}`."
+            )
+        raise VendorError(
+            "InvalidParameterValue", f"The value `{region}` of parameter `Region` is not valid."
+        )
+
+    def _authenticate(self, method: str, headers: Mapping[str, str], body: bytes) -> str:
+        fields = parse_authorization(headers.get("authorization"))
+        raw_timestamp = _require(headers, "x-tc-timestamp", "Timestamp")
+        try:
+            timestamp = int(raw_timestamp)
+        except ValueError:
+            raise VendorError(
+                "InvalidParameterValue", f"The value `{raw_timestamp}` of parameter `Timestamp` is not valid."
+            ) from None
+        now = self._clock()
+        if abs(now - timestamp) > self.max_skew:
+            raise VendorError(
+                "AuthFailure.SignatureExpire",
+                f"Signature expired. Timestamp is {timestamp}, server time is {int(now)}; "
+                f"they may differ by at most {int(self.max_skew)} seconds.",
+            )
+        account = self.world.account(fields.secret_id)
+        if account is None:
+            raise VendorError(
+                "AuthFailure.SecretIdNotFound",
+                "The SecretId is not found, please ensure that your SecretId is correct.",
+            )
+        verify_signature(
+            fields,
+            secret_key=account.secret_key,
+            method=method,
+            headers=headers,
+            payload=body,
+            timestamp=timestamp,
+            service=SERVICE,
+        )
+        # Temporary credentials must carry their token; permanent ones must not carry any.
+        token = headers.get("x-tc-token", "").strip()
+        if not hmac.compare_digest((account.token or "").encode(), token.encode()):
+            raise VendorError("AuthFailure.TokenFailure", "The provided token is invalid.")
+        return account.secret_id
+
+    def _check_budget(self, secret_id: str, arrival: float) -> None:
+        account = self.world.account(secret_id)
+        limit = account.rate_limit if account and account.rate_limit is not None else self.rate_limit
+        admitted, count = self._limiter.admit(secret_id, arrival, limit)
+        if not admitted:
+            raise VendorError(
+                "RequestLimitExceeded",
+                f"Your current request times equals to `{count}` in a second, which exceeds the frequency "
+                f"limit `{limit:g}` for a second. Please reduce the frequency of calls.",
+            )
+
+    # ----- replies --------------------------------------------------------------------
+
+    def _success(self, region: str, stream_name: str | None, *, null: bool = False) -> Reply:
+        listing = b"null" if null else self.world.render_list(region, stream_name)
+        request_id = self.new_request_id().encode("ascii")
+        return _json_reply(
+            b'{"Response":{"RequestId":"' + request_id + b'","StreamInfoList":' + listing + b"}}"
+        )
+
+    def _faulty(self, fault: Fault, region: str, stream_name: str | None) -> tuple[Reply, str]:
+        """The reply a fault puts in place of the normal one, and the code the log records."""
+        kind = fault.kind
+        if kind is FaultKind.ERROR:
+            return self.error_reply(fault.code, fault.message), fault.code
+        if kind is FaultKind.RESET:
+            return Reply(status=0, headers=(), body=b"", reset=True), "Reset"
+        if kind in (FaultKind.HTTP_STATUS, FaultKind.HTML):
+            status = fault.status if kind is FaultKind.HTTP_STATUS else 200
+            page = _html_page(status, _REASONS.get(status, "Error"))
+            label = f"HTTP{status}" if kind is FaultKind.HTTP_STATUS else "HTML"
+            return Reply(status=status, headers=(("Content-Type", _HTML),), body=page), label
+        if kind is FaultKind.WRONG_SHAPE:
+            return _json_reply(_wrong_shape(self.new_request_id())), "WrongShape"
+        normal = self._success(region, stream_name, null=kind is FaultKind.NULL_LIST)
+        if kind is FaultKind.TRUNCATED:
+            return _json_reply(normal.body[: max(1, len(normal.body) // 2)]), "Truncated"
+        # NULL_LIST is the normal reply rendered with null; DELAY the normal reply, late.
+        label = "NullList" if kind is FaultKind.NULL_LIST else "OK"
+        return Reply(status=200, headers=normal.headers, body=normal.body, delay=fault.delay), label
+
+
+_REASONS: Final = {
+    200: "OK",
+    500: "Internal Server Error",
+    502: "Bad Gateway",
+    503: "Service Unavailable",
+    504: "Gateway Timeout",
+}
+
+
+def _claimed_secret_id(authorization: str | None) -> str | None:
+    """The SecretId a request claims, for the log, even when the header is otherwise broken."""
+    if not authorization or "Credential=" not in authorization:
+        return None
+    claimed = authorization.split("Credential=", 1)[1].split("/", 1)[0].strip()
+    return claimed or None
+
+
+def _wrong_shape(request_id: str) -> bytes:
+    """Valid JSON a strict parser must refuse: the list is an object, sequences are numbers."""
+    payload: dict[str, Any] = {
+        "Response": {
+            "RequestId": request_id,
+            "StreamInfoList": {
+                "StreamName": "stream-00001",
+                "BackupList": {"UpstreamSequence": 710313341080024595},
+            },
+        }
+    }
+    return orjson.dumps(payload)
+
+
+def _parse_params(body: bytes) -> str | None:
+    """The request's StreamName, or ``None`` for the whole list.
+
+    Raises:
+        VendorError: InvalidParameter for a body that is no JSON object or a StreamName that is
+            no string, UnknownParameter for any other key (the vendor rejects undefined params).
+    """
+    try:
+        params = orjson.loads(body or b"{}")
+    except orjson.JSONDecodeError:
+        raise VendorError("InvalidParameter", "The request body is not valid JSON.") from None
+    if not isinstance(params, dict):
+        raise VendorError("InvalidParameter", "The request body must be a JSON object.")
+    for key in params:
+        if key != "StreamName":
+            raise VendorError("UnknownParameter", f"The parameter `{key}` is not recognized.")
+    name = params.get("StreamName")
+    if name is not None and not isinstance(name, str):
+        raise VendorError("InvalidParameter", "The value type of parameter `StreamName` is not valid.")
+    return name or None
