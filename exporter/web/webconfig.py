@@ -423,6 +423,16 @@ class _TLSBuilder:
     def load_chain(
         self, context: ssl.SSLContext, cert_file: Path | None, cert: str, key_file: Path | None, key: str
     ) -> bool:
+        readable = True
+        for name, file_ in (("cert_file", cert_file), ("key_file", key_file)):
+            try:
+                if file_ is not None:
+                    file_.open("rb").close()
+            except OSError as exc:
+                self.problem(name, f"cannot read {file_}: {exc.strerror or exc}")
+                readable = False
+        if not readable:
+            return False
         try:
             with _pem_path(cert_file, cert) as cert_path, _pem_path(key_file, key) as key_path:
                 context.load_cert_chain(cert_path, key_path, password=_no_password)
