@@ -97,7 +97,8 @@ class _Reference(Collector):
                     family.add_metric(labels, float(len(s.publishers)))
                 elif short == "stream_master_info" and master:
                     family.add_metric(
-                        [*labels, master.domain, master.app, master.source_from, master.upstream_sequence], 1.0
+                        [*labels, master.domain, master.app, master.source_from, master.upstream_sequence],
+                        1.0,
                     )
                 elif short == "stream_master_publish_timestamp_seconds" and master:
                     family.add_metric(labels, master.publish_time)
@@ -133,7 +134,10 @@ def snapshots(draw: st.DrawFn) -> Snapshot:
             for i in range(count)
         )
         streams[name] = Stream(
-            name=name, host_group=draw(odd_text), optimal_enable=draw(st.integers(0, 1)), publishers=publishers
+            name=name,
+            host_group=draw(odd_text),
+            optimal_enable=draw(st.integers(0, 1)),
+            publishers=publishers,
         )
     return Snapshot(account=draw(odd_text), region=draw(odd_text), taken_at=0.0, streams=streams)
 

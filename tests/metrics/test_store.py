@@ -21,7 +21,9 @@ ACCOUNT, REGION = "prod", "ap-guangzhou"
 P = "tencent_live_"
 
 
-def pub(seq: str, master: bool = False, *, domain: str = "push.example.com", source: str = "直推流") -> Publisher:
+def pub(
+    seq: str, master: bool = False, *, domain: str = "push.example.com", source: str = "直推流"
+) -> Publisher:
     return Publisher(
         upstream_sequence=seq,
         domain=domain,
@@ -93,23 +95,27 @@ class TestExpositionText:
         apply(store, snap(stream("s1", pub("11", True), pub("12"))), changed={"s1"})
         body = store.render().decode()
         scope = 'account="prod",region="ap-guangzhou",stream="s1"'
-        expected_stream_lines = f"""\
-# HELP tencent_live_stream_online 1 while the stream is listed, 0 after a confirmed drop (kept for stream_retention).
-# TYPE tencent_live_stream_online gauge
-tencent_live_stream_online{{{scope}}} 1.0
-# HELP tencent_live_stream_publishers Number of publishers (BackupList length) of the stream.
-# TYPE tencent_live_stream_publishers gauge
-tencent_live_stream_publishers{{{scope}}} 2.0
-# HELP tencent_live_stream_master_info 1 for the stream's current master publisher.
-# TYPE tencent_live_stream_master_info gauge
-tencent_live_stream_master_info{{{scope},domain="push.example.com",app="live",source_from="直推流",upstream_sequence="11"}} 1.0
-# HELP tencent_live_stream_master_publish_timestamp_seconds PublishTime of the stream's current master as Unix seconds.
-# TYPE tencent_live_stream_master_publish_timestamp_seconds gauge
-tencent_live_stream_master_publish_timestamp_seconds{{{scope}}} 1.5302988e+09
-# HELP tencent_live_stream_info Stream attributes reported by DescribeBackupStreamList; always 1.
-# TYPE tencent_live_stream_info gauge
-tencent_live_stream_info{{{scope},host_group="hg1",optimal_enable="1"}} 1.0
-"""
+        expected_stream_lines = (
+            "# HELP tencent_live_stream_online 1 while the stream is listed, 0 after a confirmed drop"
+            " (kept for stream_retention).\n"
+            "# TYPE tencent_live_stream_online gauge\n"
+            f"tencent_live_stream_online{{{scope}}} 1.0\n"
+            "# HELP tencent_live_stream_publishers Number of publishers (BackupList length) of the stream.\n"
+            "# TYPE tencent_live_stream_publishers gauge\n"
+            f"tencent_live_stream_publishers{{{scope}}} 2.0\n"
+            "# HELP tencent_live_stream_master_info 1 for the stream's current master publisher.\n"
+            "# TYPE tencent_live_stream_master_info gauge\n"
+            f'tencent_live_stream_master_info{{{scope},domain="push.example.com",app="live",'
+            'source_from="直推流",upstream_sequence="11"} 1.0\n'
+            "# HELP tencent_live_stream_master_publish_timestamp_seconds PublishTime of the stream's current"
+            " master as Unix seconds.\n"
+            "# TYPE tencent_live_stream_master_publish_timestamp_seconds gauge\n"
+            f"tencent_live_stream_master_publish_timestamp_seconds{{{scope}}} 1.5302988e+09\n"
+            "# HELP tencent_live_stream_info Stream attributes reported by DescribeBackupStreamList;"
+            " always 1.\n"
+            "# TYPE tencent_live_stream_info gauge\n"
+            f'tencent_live_stream_info{{{scope},host_group="hg1",optimal_enable="1"}} 1.0\n'
+        )
         assert expected_stream_lines in body
         assert 'tencent_live_region_streams_redundant{account="prod",region="ap-guangzhou"} 1.0\n' in body
         assert_well_formed(store.render())
@@ -128,7 +134,9 @@ tencent_live_stream_info{{{scope},host_group="hg1",optimal_enable="1"}} 1.0
     def test_every_store_family_is_declared(self) -> None:
         store = MetricStore()
         apply(store, snap(stream("s", pub("1", True))))
-        declared = {f.name.removesuffix("_total") for f in text_string_to_metric_families(store.render().decode())}
+        declared = {
+            f.name.removesuffix("_total") for f in text_string_to_metric_families(store.render().decode())
+        }
         assert declared == {name.removesuffix("_total") for name in ALL_FAMILIES}
 
     def test_no_streams_omits_stream_headers(self) -> None:
@@ -142,9 +150,16 @@ tencent_live_stream_info{{{scope},host_group="hg1",optimal_enable="1"}} 1.0
     def test_promtool_accepts_body(self) -> None:
         store = MetricStore()
         odd = ['q"uote', "back\\slash", "new\nline", "中文", "emoji 🎥"]
-        apply(store, snap(*(stream(n, pub(n + "1", True, domain=n, source=n), pub("2"), host_group=n) for n in odd)))
+        apply(
+            store,
+            snap(*(stream(n, pub(n + "1", True, domain=n, source=n), pub("2"), host_group=n) for n in odd)),
+        )
         result = subprocess.run(
-            ["promtool", "check", "metrics"], input=store.render(), capture_output=True, timeout=60, check=False
+            ["promtool", "check", "metrics"],
+            input=store.render(),
+            capture_output=True,
+            timeout=60,
+            check=False,
         )
         assert result.returncode == 0, result.stderr.decode() + result.stdout.decode()
 
@@ -219,9 +234,13 @@ class TestCounters:
         store = MetricStore()
         apply(store, snap(stream("s", pub("1", True))))
         apply(store, snap(stream("s", pub("1", True))), events=[event(EventKind.STREAM_DROP, "x")] * 3)
-        store.restore_counters({"format": 1, "regions": [{"account": ACCOUNT, "region": REGION, "stream_drops": 1}]})
+        store.restore_counters(
+            {"format": 1, "regions": [{"account": ACCOUNT, "region": REGION, "stream_drops": 1}]}
+        )
         assert value(store.render(), "region_stream_drops_total") == 3.0
-        store.restore_counters({"format": 1, "regions": [{"account": ACCOUNT, "region": REGION, "stream_drops": 7}]})
+        store.restore_counters(
+            {"format": 1, "regions": [{"account": ACCOUNT, "region": REGION, "stream_drops": 7}]}
+        )
         assert value(store.render(), "region_stream_drops_total") == 7.0
 
     @pytest.mark.parametrize(
@@ -262,7 +281,9 @@ class TestDropAndRetention:
         assert value(body, "stream_publishers", stream="s") == 0.0
         assert value(body, "stream_info", stream="s", host_group="hg1", optimal_enable="1") == 1.0
         assert value(body, "stream_switchovers_total", stream="s") == 1.0
-        assert not [k for k in samples(body) if k[0].startswith(P + "stream_master") and ("stream", "s") in k[1]]
+        assert not [
+            k for k in samples(body) if k[0].startswith(P + "stream_master") and ("stream", "s") in k[1]
+        ]
         assert value(body, "region_stream_drops_total") == 1.0
         assert value(body, "region_streams") == 1.0
 
@@ -404,7 +425,9 @@ class TestCaching:
         worker.start()
         try:
             for i in range(200):
-                apply(store, snap(*(stream(f"s{j}", pub(str(i + j), True)) for j in range(20))), changed={"s0"})
+                apply(
+                    store, snap(*(stream(f"s{j}", pub(str(i + j), True)) for j in range(20))), changed={"s0"}
+                )
         finally:
             stop.set()
             worker.join(timeout=30)

@@ -1,0 +1,402 @@
+"""Issue 6 benchmark: the naive client_python registry vs our cached store, in the same run.
+
+    python benchmarks/run.py [--streams-per-region 20000] [--regions 5] [--quick]
+
+Each approach runs in its own subprocess so its RSS is its own. Printed side by side:
+populate time, scrape time (plain and gzip; cached, and right after a poll changed a region),
+body size, RSS; then one region's processing (parse + diff + store.apply) against a plain
+``json.loads`` of the same bytes. Results also go to ``benchmarks/results/<timestamp>.json``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import gzip
+import json
+import os
+import resource
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+HERE = Path(__file__).resolve().parent
+sys.path[:0] = [str(HERE.parent), str(HERE)]
+
+from synth import Fleet, to_vendor_json  # noqa: E402
+
+from exporter.metrics.families import REGION_FAMILIES, STREAM_FAMILIES, RegionFacts, StreamFacts  # noqa: E402
+from exporter.metrics.store import MetricStore  # noqa: E402
+from exporter.model import Snapshot, SwitchoverReason  # noqa: E402
+
+RESULTS = HERE / "results"
+_MB = 1024 * 1024
+
+
+# -- measurement helpers -----------------------------------------------------------------------
+
+
+def rss_mb() -> dict[str, float]:
+    """Current (VmRSS) and peak (VmHWM) resident set of this process, in MiB."""
+    values: dict[str, float] = {}
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            key, _, rest = line.partition(":")
+            if key in ("VmRSS", "VmHWM"):
+                values[key] = int(rest.split()[0]) / 1024
+    except OSError:
+        values["VmHWM"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    return {"rss_mb": round(values.get("VmRSS", 0.0), 1), "peak_mb": round(values.get("VmHWM", 0.0), 1)}
+
+
+def timed(fn: Callable[[], Any]) -> tuple[float, Any]:
+    start = time.perf_counter()
+    result = fn()
+    return time.perf_counter() - start, result
+
+
+def p50(samples: list[float]) -> float:
+    return statistics.median(samples)
+
+
+# -- workers (one per subprocess) --------------------------------------------------------------
+
+
+def _naive_metrics(registry: Any) -> tuple[list[Any], list[Any]]:
+    from prometheus_client import Counter, Gauge
+
+    def make(spec: Any, scope: tuple[str, ...]) -> Any:
+        kind = Counter if spec.type == "counter" else Gauge
+        name = spec.name.removesuffix("_total") if spec.type == "counter" else spec.name
+        return kind(name, spec.help, (*scope, *spec.labels), registry=registry)
+
+    return (
+        [make(s, ("account", "region", "stream")) for s in STREAM_FAMILIES],
+        [make(s, ("account", "region")) for s in REGION_FAMILIES],
+    )
+
+
+def _naive_populate(stream_metrics: list[Any], region_metrics: list[Any], snap: Snapshot) -> None:
+    """What an exporter written with labeled client_python metrics does on a baseline poll."""
+    scope = (snap.account, snap.region)
+    redundant = without = publishers = 0
+    for stream in snap.streams.values():
+        facts = StreamFacts(stream=stream, online=True, switchovers=0, joins=0, losses=0)
+        for spec, metric in zip(STREAM_FAMILIES, stream_metrics, strict=True):
+            for values, value in spec.samples(facts):
+                child = metric.labels(*scope, stream.name, *values)
+                child.inc(value) if spec.type == "counter" else child.set(value)
+        publishers += len(stream.publishers)
+        redundant += len(stream.publishers) >= 2
+        without += stream.master is None
+    facts_r = RegionFacts(
+        streams=len(snap.streams),
+        redundant=redundant,
+        without_master=without,
+        publishers=publishers,
+        unexported=0,
+        switchovers={r: 0 for r in SwitchoverReason},
+        joins=0,
+        losses=0,
+        starts=0,
+        drops=0,
+    )
+    for spec, metric in zip(REGION_FAMILIES, region_metrics, strict=True):
+        for values, value in spec.samples(facts_r):
+            child = metric.labels(*scope, *values)
+            child.inc(value) if spec.type == "counter" else child.set(value)
+
+
+def worker_naive(args: argparse.Namespace) -> dict[str, Any]:
+    from prometheus_client import CollectorRegistry, generate_latest
+
+    fleet = Fleet(regions=args.regions, streams_per_region=args.streams_per_region)
+    memory_fleet = rss_mb()
+    registry = CollectorRegistry(auto_describe=False)
+    stream_metrics, region_metrics = _naive_metrics(registry)
+    populate, _ = timed(lambda: [_naive_populate(stream_metrics, region_metrics, s) for s in fleet.snapshots])
+    plain, gz = [], []
+    body = b""
+    for _ in range(args.naive_reps):
+        seconds, body = timed(lambda: generate_latest(registry))
+        plain.append(seconds)
+    for _ in range(max(1, args.naive_reps - 1)):
+        # client_python's _bake_output: generate, then gzip.compress at its default level.
+        seconds, packed = timed(lambda: gzip.compress(generate_latest(registry)))
+        gz.append(seconds)
+    return {
+        "populate_s": populate,
+        "scrape_plain_p50_s": p50(plain),
+        "scrape_gzip_p50_s": p50(gz),
+        "body_bytes": len(body),
+        "gzip_bytes": len(packed),
+        "memory_fleet": memory_fleet,
+        "memory": rss_mb(),
+    }
+
+
+def _changed(old: Snapshot, new: Snapshot) -> tuple[frozenset[str], frozenset[str]]:
+    """Fallback when exporter.diff is absent: changed by value, absent counts as dropped."""
+    changed = frozenset(n for n, s in new.streams.items() if old.streams.get(n) != s)
+    return changed, frozenset(old.streams.keys() - new.streams.keys())
+
+
+def worker_ours(args: argparse.Namespace) -> dict[str, Any]:
+    diff_mod = _optional("exporter.diff")
+    fleet = Fleet(regions=args.regions, streams_per_region=args.streams_per_region)
+    memory_fleet = rss_mb()
+    store = MetricStore(max_per_region=max(20000, args.streams_per_region * 2))
+    states: list[Any] = [None] * len(fleet.snapshots)
+
+    def populate() -> None:
+        for index, snap in enumerate(fleet.snapshots):
+            store.apply(snap, changed=frozenset(snap.streams), dropped=(), events=())
+            if diff_mod is not None:
+                states[index] = diff_mod.diff(None, snap, diff_mod.DiffRules()).state
+
+    populate_s, _ = timed(populate)
+    cold_plain, body = timed(store.render)
+    cold_gzip, packed = timed(store.render_gzip)
+    plain = [timed(store.render)[0] for _ in range(args.ours_reps)]
+    gz = [timed(store.render_gzip)[0] for _ in range(args.ours_reps)]
+    assert gzip.decompress(packed) == body
+
+    # Steady state: one region's poll lands (churned snapshot), then a scrape comes.
+    apply_s, after_plain, after_gzip = [], [], []
+    events = 0
+    current = list(fleet.snapshots)
+    for step in range(args.change_reps):
+        index = step % len(current)
+        old, new = current[index], fleet.churn(current[index], current[index].taken_at + 15.0)
+        current[index] = new
+        start = time.perf_counter()
+        if diff_mod is not None:
+            result = diff_mod.diff(states[index], new, diff_mod.DiffRules())
+            states[index] = result.state
+            changed, dropped, found = result.changed, result.dropped, result.events
+        else:
+            (changed, dropped), found = _changed(old, new), ()
+        store.apply(new, changed=changed, dropped=dropped, events=found)
+        apply_s.append(time.perf_counter() - start)
+        events += len(found)
+        after_plain.append(timed(store.render)[0])
+        after_gzip.append(timed(store.render_gzip)[0])
+    fleet.snapshots = current
+    body = store.render()
+    packed = store.render_gzip()
+    if args.dump:
+        Path(args.dump).write_bytes(body)
+    return {
+        "populate_s": populate_s,
+        "scrape_plain_cold_s": cold_plain,
+        "scrape_gzip_cold_s": cold_gzip,
+        "scrape_plain_p50_s": p50(plain),
+        "scrape_gzip_p50_s": p50(gz),
+        "poll_diff_apply_p50_s": p50(apply_s),
+        "scrape_plain_after_poll_p50_s": p50(after_plain),
+        "scrape_gzip_after_poll_p50_s": p50(after_gzip),
+        "events_in_steady_polls": events,
+        "diff_used": diff_mod is not None,
+        "body_bytes": len(body),
+        "gzip_bytes": len(packed),
+        "memory_fleet": memory_fleet,
+        "memory": rss_mb(),
+    }
+
+
+def worker_pipeline(args: argparse.Namespace) -> dict[str, Any]:
+    parse_mod, diff_mod = _optional("exporter.parse"), _optional("exporter.diff")
+    if parse_mod is None or diff_mod is None or not hasattr(parse_mod, "parse_snapshot"):
+        return {"skipped": "exporter.parse.parse_snapshot or exporter.diff.diff not available yet"}
+    fleet = Fleet(regions=1, streams_per_region=args.streams_per_region)
+    rules = diff_mod.DiffRules()
+    store = MetricStore(max_per_region=max(20000, args.streams_per_region * 2))
+    snap = fleet.snapshots[0]
+
+    def parse(body: bytes, at: float) -> Snapshot:
+        return parse_mod.parse_snapshot(body, account=snap.account, region=snap.region, taken_at=at)  # type: ignore[no-any-return]
+
+    first = parse(to_vendor_json(snap), snap.taken_at)
+    result = diff_mod.diff(None, first, rules)
+    store.apply(first, changed=result.changed, dropped=result.dropped, events=result.events)
+    state = result.state
+    store.render()
+    loads, parses, diffs, applies = [], [], [], []
+    size = 0
+    for new in fleet.polls(0, args.pipeline_reps):
+        body = to_vendor_json(new)
+        size = len(body)
+        loads.append(timed(lambda: json.loads(body))[0])
+        seconds, parsed = timed(lambda: parse(body, new.taken_at))
+        parses.append(seconds)
+        seconds, result = timed(lambda: diff_mod.diff(state, parsed, rules))
+        diffs.append(seconds)
+        state = result.state
+        seconds, _ = timed(
+            lambda: store.apply(parsed, changed=result.changed, dropped=result.dropped, events=result.events)
+        )
+        applies.append(seconds)
+    return {
+        "streams": args.streams_per_region,
+        "reply_bytes": size,
+        "json_loads_p50_s": p50(loads),
+        "parse_p50_s": p50(parses),
+        "diff_p50_s": p50(diffs),
+        "apply_p50_s": p50(applies),
+        "total_p50_s": p50([a + b + c for a, b, c in zip(parses, diffs, applies, strict=True)]),
+    }
+
+
+def _optional(module: str) -> Any:
+    import importlib
+
+    try:
+        return importlib.import_module(module)
+    except ImportError:
+        return None
+
+
+WORKERS = {"naive": worker_naive, "ours": worker_ours, "pipeline": worker_pipeline}
+
+
+# -- orchestration -----------------------------------------------------------------------------
+
+
+def run_worker(name: str, args: argparse.Namespace, extra: list[str]) -> dict[str, Any]:
+    command = [
+        sys.executable,
+        str(Path(__file__).resolve()),
+        "--worker",
+        name,
+        "--regions",
+        str(args.regions),
+        "--streams-per-region",
+        str(args.streams_per_region),
+        *(["--quick"] if args.quick else []),
+        *extra,
+    ]
+    done = subprocess.run(command, capture_output=True, text=True, timeout=3600, check=False)
+    if done.returncode != 0:
+        raise SystemExit(f"worker {name} failed ({done.returncode}):\n{done.stderr}")
+    return json.loads(done.stdout.strip().splitlines()[-1])  # type: ignore[no-any-return]
+
+
+def promtool_check(path: str) -> dict[str, Any]:
+    if shutil.which("promtool") is None:
+        return {"skipped": "promtool not installed"}
+    with open(path, "rb") as body:
+        seconds, done = timed(
+            lambda: subprocess.run(["promtool", "check", "metrics"], stdin=body, capture_output=True, check=False)
+        )
+    output = (done.stdout + done.stderr).decode(errors="replace").strip()
+    return {"ok": done.returncode == 0, "output": output[:2000], "seconds": seconds}
+
+
+def _ms(seconds: float) -> str:
+    return f"{seconds * 1000:,.2f} ms" if seconds < 10 else f"{seconds:,.1f} s"
+
+
+def _row(label: str, naive: str, ours: str, note: str = "") -> str:
+    return f"{label:<34}{naive:>16}{ours:>16}  {note}"
+
+
+def print_table(results: dict[str, Any]) -> None:
+    naive, ours, pipe = results["naive"], results["ours"], results["pipeline"]
+    total = results["regions"] * results["streams_per_region"]
+    ratio = ours["scrape_plain_p50_s"] / naive["scrape_plain_p50_s"]
+    print(f"\n{results['regions']} regions x {results['streams_per_region']:,} streams = {total:,} streams")
+    print(_row("", "naive", "ours", "ours/naive"))
+    rows = [
+        ("populate (baseline poll)", naive["populate_s"], ours["populate_s"]),
+        ("scrape plain p50 (unchanged)", naive["scrape_plain_p50_s"], ours["scrape_plain_p50_s"]),
+        ("scrape gzip p50 (unchanged)", naive["scrape_gzip_p50_s"], ours["scrape_gzip_p50_s"]),
+    ]
+    for label, a, b in rows:
+        print(_row(label, _ms(a), _ms(b), f"{b / a:.4%}"))
+    print(_row("scrape plain, first after change", "", _ms(ours["scrape_plain_after_poll_p50_s"]),
+               f"{ours['scrape_plain_after_poll_p50_s'] / naive['scrape_plain_p50_s']:.2%} (p50; cold "
+               f"{_ms(ours['scrape_plain_cold_s'])})"))  # fmt: skip
+    print(_row("scrape gzip, first after change", "", _ms(ours["scrape_gzip_after_poll_p50_s"]),
+               f"{ours['scrape_gzip_after_poll_p50_s'] / naive['scrape_gzip_p50_s']:.2%} (p50; cold "
+               f"{_ms(ours['scrape_gzip_cold_s'])})"))  # fmt: skip
+    print(_row("body size", f"{naive['body_bytes'] / _MB:,.1f} MB", f"{ours['body_bytes'] / _MB:,.1f} MB"))
+    print(_row("gzip size", f"{naive['gzip_bytes'] / _MB:,.1f} MB", f"{ours['gzip_bytes'] / _MB:,.2f} MB"))
+    print(_row("RSS steady", f"{naive['memory']['rss_mb']:,.0f} MB", f"{ours['memory']['rss_mb']:,.0f} MB",
+               f"(fleet data alone: {ours['memory_fleet']['rss_mb']:,.0f} MB)"))  # fmt: skip
+    print(_row("RSS peak", f"{naive['memory']['peak_mb']:,.0f} MB", f"{ours['memory']['peak_mb']:,.0f} MB"))
+    print(_row("poll: diff + store.apply p50", "", _ms(ours["poll_diff_apply_p50_s"]),
+               f"(one region, diff {'real' if ours['diff_used'] else 'fallback'})"))  # fmt: skip
+    if "skipped" in pipe:
+        print(f"\nper-region processing: skipped ({pipe['skipped']})")
+    else:
+        print(f"\nper-region processing, {pipe['streams']:,} streams, reply {pipe['reply_bytes'] / _MB:.1f} MB (p50):")
+        print(f"  json.loads {_ms(pipe['json_loads_p50_s'])} | parse {_ms(pipe['parse_p50_s'])} | "
+              f"diff {_ms(pipe['diff_p50_s'])} | store.apply {_ms(pipe['apply_p50_s'])} | "
+              f"parse+diff+apply {_ms(pipe['total_p50_s'])} = "
+              f"{pipe['total_p50_s'] / pipe['json_loads_p50_s']:.2f}x json.loads")  # fmt: skip
+    check = results["promtool"]
+    print(f"\npromtool check metrics: {check.get('skipped') or ('clean' if check['ok'] else 'FAILED')}"
+          + (f" ({check['seconds']:.1f} s)" if "seconds" in check else ""))  # fmt: skip
+    if check.get("output"):
+        print("  " + check["output"].replace("\n", "\n  "))
+    targets = results["targets"]
+    print(f"targets: scrape p50 <= 1% of naive: {'PASS' if targets['scrape_ratio_ok'] else 'FAIL'} ({ratio:.4%}); "
+          f"RSS <= 300 MB: {targets['rss_ok']}")  # fmt: skip
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--streams-per-region", type=int, default=None)
+    parser.add_argument("--regions", type=int, default=None)
+    parser.add_argument("--quick", action="store_true", help="small fleet, few repetitions (CI smoke test)")
+    parser.add_argument("--worker", choices=sorted(WORKERS), help=argparse.SUPPRESS)
+    parser.add_argument("--dump", help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    if args.regions is None:
+        args.regions = 2 if args.quick else 5
+    if args.streams_per_region is None:
+        args.streams_per_region = 2000 if args.quick else 20000
+    args.naive_reps = 2 if args.quick else 3
+    args.ours_reps = 50 if args.quick else 200
+    args.change_reps = 4 if args.quick else 10
+    args.pipeline_reps = 3 if args.quick else 7
+
+    if args.worker:
+        print(json.dumps(WORKERS[args.worker](args)))
+        return 0
+
+    with tempfile.TemporaryDirectory() as scratch:
+        dump = os.path.join(scratch, "metrics.txt")
+        started = time.time()
+        results: dict[str, Any] = {
+            "time": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+            "regions": args.regions,
+            "streams_per_region": args.streams_per_region,
+            "quick": args.quick,
+            "python": sys.version.split()[0],
+            "naive": run_worker("naive", args, []),
+            "ours": run_worker("ours", args, ["--dump", dump]),
+            "pipeline": run_worker("pipeline", args, []),
+            "promtool": promtool_check(dump),
+        }
+    full_size = args.regions * args.streams_per_region >= 100_000
+    results["targets"] = {
+        "scrape_ratio_ok": results["ours"]["scrape_plain_p50_s"] <= 0.01 * results["naive"]["scrape_plain_p50_s"],
+        "rss_ok": (results["ours"]["memory"]["rss_mb"] <= 300) if full_size else "n/a below 100k streams",
+    }
+    results["wall_s"] = time.time() - started
+    print_table(results)
+    RESULTS.mkdir(exist_ok=True)
+    out = RESULTS / f"{time.strftime('%Y%m%dT%H%M%SZ', time.gmtime())}.json"
+    out.write_text(json.dumps(results, indent=2) + "\n")
+    print(f"\nresults: {out} (wall {results['wall_s']:.1f} s)")
+    return 0 if results["promtool"].get("ok", True) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

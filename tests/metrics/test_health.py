@@ -1,0 +1,171 @@
+"""HealthMetrics: the exporter's own families, read back through the real parser."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+
+import pytest
+from prometheus_client.parser import text_string_to_metric_families
+
+from exporter.metrics import metrics_source
+from exporter.metrics.families import ALL_FAMILIES
+from exporter.metrics.health import HealthMetrics
+from exporter.metrics.store import MetricStore
+from exporter.model import Publisher, RegionKey, Snapshot, Stream
+
+KEY = RegionKey("prod", "ap-guangzhou")
+OTHER = RegionKey("prod", "ap-hongkong")
+
+
+class Clock:
+    def __init__(self, now: float) -> None:
+        self.now = now
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def samples(body: bytes) -> dict[tuple[str, frozenset[tuple[str, str]]], float]:
+    return {
+        (s.name, frozenset(s.labels.items())): s.value
+        for f in text_string_to_metric_families(body.decode())
+        for s in f.samples
+    }
+
+
+def get(health: HealthMetrics, name: str, **labels: str) -> float | None:
+    return samples(health.render()).get(("tencent_live_" + name, frozenset(labels.items())))
+
+
+def region(key: RegionKey = KEY) -> dict[str, str]:
+    return {"account": key.account, "region": key.region}
+
+
+class TestPollState:
+    def test_registered_region_is_down_and_not_ready(self) -> None:
+        health = HealthMetrics("1.0.0")
+        health.register(KEY)
+        assert get(health, "up", **region()) == 0.0
+        assert get(health, "api_requests_total", **region(), code="OK") == 0.0
+        assert get(health, "polls_late_total", **region()) == 0.0
+        assert not health.all_polled()
+        assert health.statuses()[0].polled is False
+
+    def test_ready_when_every_region_polled_even_if_failed(self) -> None:
+        health = HealthMetrics("1.0.0")
+        health.register(KEY)
+        health.register(OTHER)
+        health.poll_succeeded(KEY, 100.0, 3)
+        assert not health.all_polled()
+        health.poll_failed(OTHER, "Timeout")
+        assert health.all_polled()
+        statuses = {(s.account, s.region): s for s in health.statuses()}
+        assert statuses[OTHER].last_error == "Timeout" and not statuses[OTHER].up
+        assert statuses[KEY].up and statuses[KEY].streams == 3 and statuses[KEY].last_success == 100.0
+
+    def test_failure_keeps_last_success_and_age_grows(self) -> None:
+        clock = Clock(1000.0)
+        health = HealthMetrics("1.0.0", clock=clock)
+        health.poll_succeeded(KEY, 1000.0, 1)
+        health.poll_failed(KEY, "InternalError")
+        clock.now = 1042.5
+        assert get(health, "up", **region()) == 0.0
+        assert get(health, "last_success_timestamp_seconds", **region()) == 1000.0
+        assert get(health, "snapshot_age_seconds", **region()) == 42.5
+        clock.now = 1100.0
+        assert get(health, "snapshot_age_seconds", **region()) == 100.0
+
+    def test_no_age_before_first_success(self) -> None:
+        health = HealthMetrics("1.0.0")
+        health.poll_failed(KEY, "Timeout")
+        assert get(health, "snapshot_age_seconds", **region()) is None
+
+
+class TestCounters:
+    def test_requests_by_code_and_duration_histogram(self) -> None:
+        health = HealthMetrics("1.0.0")
+        health.observe_request(KEY, "OK", 0.2)
+        health.observe_request(KEY, "RequestLimitExceeded", 0.05)
+        health.observe_request(KEY, "Timeout", 5.01)
+        assert get(health, "api_requests_total", **region(), code="OK") == 1.0
+        assert get(health, "api_requests_total", **region(), code="Timeout") == 1.0
+        assert get(health, "api_request_duration_seconds_count", **region()) == 3.0
+        assert get(health, "api_request_duration_seconds_bucket", **region(), le="5.0") == 2.0
+        assert get(health, "api_request_duration_seconds_bucket", **region(), le="6.0") == 3.0
+
+    def test_rate_limit_poll_cycle_and_lateness(self) -> None:
+        health = HealthMetrics("1.0.0")
+        health.set_rate_limit("prod", 20.0)
+        assert get(health, "rate_limit_wait_seconds_total", account="prod") == 0.0
+        health.add_rate_limit_wait("prod", 0.25)
+        health.add_rate_limit_wait("prod", -1.0)  # clock oddities never make a counter go down
+        health.set_poll_cycle(KEY, 22.5)
+        health.poll_late(KEY)
+        health.observe_poll(KEY, 1.5)
+        assert get(health, "rate_limit_requests_per_second", account="prod") == 20.0
+        assert get(health, "rate_limit_wait_seconds_total", account="prod") == 0.25
+        assert get(health, "poll_cycle_seconds", **region()) == 22.5
+        assert get(health, "polls_late_total", **region()) == 1.0
+        assert get(health, "poll_duration_seconds_count", **region()) == 1.0
+
+    def test_build_info_and_no_created_series(self) -> None:
+        health = HealthMetrics("9.9.9")
+        health.observe_request(KEY, "OK", 0.1)
+        body = health.render()
+        assert get(health, "exporter_build_info", version="9.9.9") == 1.0
+        assert b"_created" not in body
+
+    def test_registries_are_private(self) -> None:
+        first, second = HealthMetrics("1"), HealthMetrics("1")
+        first.observe_request(KEY, "OK", 0.1)
+        assert get(second, "api_requests_total", **region(), code="OK") is None
+
+
+class TestComposition:
+    def _sources(self) -> tuple[MetricStore, HealthMetrics]:
+        store = MetricStore()
+        publisher = Publisher(
+            upstream_sequence="1",
+            domain="d",
+            app="live",
+            publish_time=1.0,
+            source_from="直推流",
+            is_master=True,
+        )
+        stream = Stream(name="s", host_group="", optimal_enable=0, publishers=(publisher,))
+        snapshot = Snapshot(account=KEY.account, region=KEY.region, taken_at=1.0, streams={"s": stream})
+        store.apply(snapshot, changed={"s"}, dropped=(), events=())
+        health = HealthMetrics("1.0.0", clock=Clock(2.0))
+        health.register(KEY)
+        health.poll_succeeded(KEY, 1.0, 1)
+        return store, health
+
+    def test_no_family_from_both_sources(self) -> None:
+        store, health = self._sources()
+        health_names = {f.name for f in text_string_to_metric_families(health.render().decode())}
+        store_names = {f.name for f in text_string_to_metric_families(store.render().decode())}
+        assert store_names and health_names
+        assert not store_names & health_names
+        assert not {n.removesuffix("_total") for n in ALL_FAMILIES} & health_names
+
+    def test_plain_and_gzip_bodies_agree(self) -> None:
+        import gzip
+
+        store, health = self._sources()
+        source = metrics_source(store, health)
+        plain = source(False)
+        assert gzip.decompress(source(True)) == plain
+        samples(plain)  # parses as one exposition
+
+    @pytest.mark.skipif(shutil.which("promtool") is None, reason="promtool not installed")
+    def test_promtool_accepts_combined_body(self) -> None:
+        store, health = self._sources()
+        result = subprocess.run(
+            ["promtool", "check", "metrics"],
+            input=metrics_source(store, health)(False),
+            capture_output=True,
+            timeout=60,
+            check=False,
+        )
+        assert result.returncode == 0, result.stdout.decode() + result.stderr.decode()
