@@ -36,6 +36,9 @@ class _Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
     server: _HTTPServer
     timeout = 60  # an idle keep-alive connection is dropped after this
+    # Headers and body go out in two writes; with Nagle plus the client's delayed ACK each
+    # reply would stall ~40 ms.
+    disable_nagle_algorithm = True
 
     def do_POST(self) -> None:
         self._serve()
@@ -129,7 +132,9 @@ class SimulatorServer:
     def start(self) -> SimulatorServer:
         if self._threads:
             raise RuntimeError("already started")
-        serve = threading.Thread(target=self._httpd.serve_forever, name="simulator-http", daemon=True)
+        serve = threading.Thread(
+            target=self._httpd.serve_forever, kwargs={"poll_interval": 0.05}, name="simulator-http", daemon=True
+        )
         self._threads.append(serve)
         if self.tick_seconds is not None:
             self._threads.append(threading.Thread(target=self._tick, name="simulator-tick", daemon=True))
