@@ -133,7 +133,10 @@ class SimulatorServer:
         if self._threads:
             raise RuntimeError("already started")
         serve = threading.Thread(
-            target=self._httpd.serve_forever, kwargs={"poll_interval": 0.05}, name="simulator-http", daemon=True
+            target=self._httpd.serve_forever,
+            kwargs={"poll_interval": 0.05},
+            name="simulator-http",
+            daemon=True,
         )
         self._threads.append(serve)
         if self.tick_seconds is not None:
