@@ -22,7 +22,9 @@ scrape that got one keeps a consistent view while the next is being built.
 from __future__ import annotations
 
 import threading
+from array import array
 from collections.abc import Collection, Mapping, Sequence
+from itertools import accumulate
 from typing import Any
 
 from exporter.metrics.exposition import (
@@ -68,39 +70,40 @@ def _render(specs: Sequence[FamilySpec[Any]], facts: object, scope: str) -> tupl
 
 
 class _Entry:
-    """One exported stream: last seen version, counters, rendered lines."""
+    """One exported stream: last seen version, counters, and where its lines are.
 
-    __slots__ = ("dropped_at", "joins", "lines", "losses", "stream", "switchovers")
+    ``lines`` holds freshly rendered lines until the next body build copies them into the body;
+    from then on the lines live only there, found by ``slot`` (position in the region's block
+    order) and the region's per-family line lengths. Keeping them twice would cost as much
+    memory as the body itself.
+    """
 
-    def __init__(self, stream: Stream, counters: Sequence[int]) -> None:
+    __slots__ = ("dropped_at", "joins", "lines", "losses", "slot", "stream", "switchovers")
+
+    def __init__(self, stream: Stream, counters: Sequence[int], slot: int) -> None:
         self.stream = stream
         self.switchovers, self.joins, self.losses = counters
         self.dropped_at: float | None = None
-        self.lines = _NO_LINES
-
-    def render(self, region_scope: str) -> None:
-        facts = StreamFacts(
-            stream=self.stream,
-            online=self.dropped_at is None,
-            switchovers=self.switchovers,
-            joins=self.joins,
-            losses=self.losses,
-        )
-        scope = f'{region_scope},stream="{escape_label_value(self.stream.name)}"'
-        self.lines = _render(STREAM_FAMILIES, facts, scope)
+        self.lines: tuple[bytes, ...] | None = None
+        self.slot = slot
 
 
 class _Region:
     """Everything the store holds for one (account, region)."""
 
     __slots__ = (
+        "built",
         "counters",
         "deflated",
         "dirty",
         "dropped",
         "entries",
         "facts",
+        "lengths",
         "lines",
+        "order",
+        "pending",
+        "removed",
         "restored_streams",
         "scope",
         "spans",
@@ -115,21 +118,103 @@ class _Region:
         self.counters: dict[str, int] = {name: int(counters.get(name, 0)) for name in _REGION_COUNTERS}
         self.restored_streams = restored_streams
         self.facts: RegionFacts | None = None
-        self.lines: tuple[bytes, ...] = _NO_LINES
+        self.lines: tuple[bytes, ...] = _NO_LINES  # the region families' own lines
         self.dirty = True
-        # Where each family's block sits in the store's current body; None until first joined.
+        # Block layout as of the last body build: entries in block order, and per stream
+        # family the byte length of each entry's line(s) there.
+        self.order: list[_Entry] = []
+        self.built = 0
+        self.lengths: list[array[int]] = [array("I") for _ in STREAM_FAMILIES]
+        self.pending: set[int] = set()  # slots rendered since the last build (new ones included)
+        self.removed: set[int] = set()  # slots expired since the last build
+        # Where each family's block sits in the store's current body; None until first built.
         self.spans: list[tuple[int, int]] | None = None
         self.deflated: list[bytes | None] = [None] * len(_SPECS)
 
-    def block(self, family: int) -> bytes:
-        if family < _R:
-            return self.lines[family]
-        index = family - _R
-        return b"".join([entry.lines[index] for entry in self.entries.values()])
-
-    def new_entry(self, stream: Stream) -> _Entry:
+    def add(self, stream: Stream) -> _Entry:
         counters = self.restored_streams.pop(stream.name, None)
-        return _Entry(stream, counters if counters is not None else (0,) * _STREAM_COUNTERS)
+        entry = _Entry(stream, counters if counters is not None else (0,) * _STREAM_COUNTERS, len(self.order))
+        self.order.append(entry)
+        self.entries[stream.name] = entry
+        return entry
+
+    def render(self, entry: _Entry) -> None:
+        facts = StreamFacts(
+            stream=entry.stream,
+            online=entry.dropped_at is None,
+            switchovers=entry.switchovers,
+            joins=entry.joins,
+            losses=entry.losses,
+        )
+        scope = f'{self.scope},stream="{escape_label_value(entry.stream.name)}"'
+        entry.lines = _render(STREAM_FAMILIES, facts, scope)
+        self.pending.add(entry.slot)
+
+    def remove(self, name: str) -> None:
+        entry = self.entries.pop(name)
+        entry.lines = None
+        self.removed.add(entry.slot)
+
+    def parts(self, family: int, old: memoryview) -> tuple[list[bytes | memoryview], int]:
+        """The pieces of this region's block of ``family`` in the next body, and its length.
+
+        Unchanged runs of lines are slices of the current body; only rendered lines are new.
+        The Python work is proportional to the changed streams; the prefix sum runs in C.
+        """
+        if family < _R:
+            line = self.lines[family]
+            return [line], len(line)
+        index = family - _R
+        base = self.spans[family][0] if self.spans is not None else 0
+        offsets = list(accumulate(self.lengths[index], initial=0))
+        parts: list[bytes | memoryview] = []
+        copied = 0  # end of the last copied old line, relative to the old block
+        size = 0
+        tail_done = False
+        for slot in sorted(self.pending | self.removed):
+            if slot >= self.built and not tail_done:
+                size += self._copy(parts, old, base + copied, base + offsets[-1])
+                tail_done = True
+            if slot < self.built:
+                size += self._copy(parts, old, base + copied, base + offsets[slot])
+                copied = offsets[slot + 1]
+            if slot in self.removed:
+                continue
+            lines = self.order[slot].lines
+            assert lines is not None  # pending slots hold rendered lines
+            parts.append(lines[index])
+            size += len(lines[index])
+        if not tail_done:
+            size += self._copy(parts, old, base + copied, base + offsets[-1])
+        return parts, size
+
+    @staticmethod
+    def _copy(parts: list[bytes | memoryview], old: memoryview, start: int, end: int) -> int:
+        if end > start:
+            parts.append(old[start:end])
+        return end - start
+
+    def settle(self) -> None:
+        """After a body build: new line lengths, compacted order, rendered lines dropped."""
+        pending, removed = self.pending, self.removed
+        for index, lengths in enumerate(self.lengths):
+            lengths.extend([0] * (len(self.order) - self.built))
+            for slot in pending:
+                lines = self.order[slot].lines
+                if lines is not None:
+                    lengths[slot] = len(lines[index])
+            if removed:
+                self.lengths[index] = array("I", (n for slot, n in enumerate(lengths) if slot not in removed))
+        for slot in pending:
+            self.order[slot].lines = None
+        if removed:
+            self.order = [entry for slot, entry in enumerate(self.order) if slot not in removed]
+            for slot, entry in enumerate(self.order):
+                entry.slot = slot
+        self.built = len(self.order)
+        pending.clear()
+        removed.clear()
+        self.dirty = False
 
 
 _REGION_COUNTERS = (
@@ -200,6 +285,8 @@ class MetricStore:
         """
         with self._lock:
             region = self._regions.get(snapshot.key) or self._add_region(snapshot.key)
+            # Expire first: a slot freed under max_per_region goes to a waiting stream right away.
+            expired = self._expire_region(region, snapshot.taken_at)
             touched = self._count_events(region, events)
             facts_counts, render = self._take_streams(region, snapshot, changed, touched)
             for name in dropped:
@@ -210,8 +297,7 @@ class MetricStore:
                     render.add(name)
             render.update(name for name in touched if name in region.entries)
             for name in render:
-                region.entries[name].render(region.scope)
-            expired = self._expire_region(region, snapshot.taken_at)
+                region.render(region.entries[name])
             if self._set_region_facts(region, facts_counts) or render or expired:
                 self._touch(region)
 
@@ -283,7 +369,7 @@ class MetricStore:
                     entry.switchovers = max(entry.switchovers, values[0])
                     entry.joins = max(entry.joins, values[1])
                     entry.losses = max(entry.losses, values[2])
-                    entry.render(region.scope)
+                    region.render(entry)
                 if region.facts is not None:
                     self._set_region_facts(region, _counts_of(region.facts))
                 self._touch(region)
@@ -344,7 +430,7 @@ class MetricStore:
                 if len(entries) >= self._cap:
                     unexported += 1
                     continue
-                entries[name] = region.new_entry(stream)
+                region.add(stream)
                 render.add(name)
             elif entry.dropped_at is not None or name in changed or name in touched:
                 entry.stream = stream
@@ -383,7 +469,7 @@ class MetricStore:
         gone = [name for name, at in region.dropped.items() if now - at >= self._retention]
         for name in gone:
             del region.dropped[name]
-            del region.entries[name]
+            region.remove(name)
         return len(gone)
 
     def _touch(self, region: _Region) -> None:
@@ -393,35 +479,40 @@ class MetricStore:
     # -- render helpers ------------------------------------------------------------------------
 
     def _build_body(self) -> None:
-        """Assemble the body for the current generation, re-joining dirty regions only."""
+        """Assemble the body for the current generation, re-joining dirty regions only.
+
+        Every piece is either new text or a ``memoryview`` slice of the current body, and one
+        ``join`` makes the next body: the text is copied once and never held twice.
+        """
         if self._body_generation == self._generation:
             return
         old = memoryview(self._body)
-        parts: list[bytes | memoryview] = []
+        pieces: list[bytes | memoryview] = []
         position = 0
         spans: list[list[tuple[int, int]]] = [[] for _ in self._order]
         for family, head in enumerate(_HEADERS):
-            blocks: list[bytes | memoryview] = []
+            blocks: list[tuple[list[bytes | memoryview], int]] = []
             for region in self._order:
                 if region.dirty or region.spans is None:
                     region.deflated[family] = None
-                    blocks.append(region.block(family))
+                    blocks.append(region.parts(family, old))
                 else:
                     start, end = region.spans[family]
-                    blocks.append(old[start:end])
-            emitted = any(len(block) for block in blocks)
+                    blocks.append(([old[start:end]], end - start))
+            emitted = any(size for _, size in blocks)
             self._emitted[family] = emitted
             if emitted:
-                parts.append(head)
+                pieces.append(head)
                 position += len(head)
-            for index, block in enumerate(blocks):
-                spans[index].append((position, position + len(block)))
-                position += len(block)
-                parts.append(block)
-        self._body = b"".join(parts)
+            for index, (parts, size) in enumerate(blocks):
+                spans[index].append((position, position + size))
+                position += size
+                pieces.extend(parts)
+        self._body = b"".join(pieces)
         for region, region_spans in zip(self._order, spans, strict=True):
+            if region.dirty or region.spans is None:
+                region.settle()
             region.spans = region_spans
-            region.dirty = False
         self._body_generation = self._generation
 
     def _build_gzip(self) -> bytes:
