@@ -26,7 +26,8 @@ __all__ = [
     "escape_help",
     "escape_label_value",
     "go_float",
-    "gzip_from_blocks",
+    "gzip_append",
+    "gzip_member",
     "header",
     "label_pairs",
     "sample_line",
@@ -40,6 +41,7 @@ _GZIP_HEADER = b"\x1f\x8b\x08\x00\x00\x00\x00\x00\x00\xff"
 # An empty final fixed-Huffman block: what zlib emits for Z_FINISH with no pending input.
 _DEFLATE_END = b"\x03\x00"
 _SIZE_MASK = 0xFFFFFFFF
+_TRAILER_SIZE = 8
 
 # -0.0 == 0.0, so 0.0 is not in this table (client_python writes "-0.0" for it).
 _COMMON_FLOATS = {1.0: "1.0", 2.0: "2.0", 3.0: "3.0"}
@@ -111,11 +113,32 @@ def deflate_block(data: bytes | memoryview) -> bytes:
     return compressor.compress(data) + compressor.flush(zlib.Z_SYNC_FLUSH)
 
 
-def gzip_from_blocks(deflated: Iterable[bytes], body: bytes) -> bytes:
-    """One gzip member from the :func:`deflate_block` output of consecutive parts of ``body``.
+def gzip_member(deflated: Iterable[bytes], crc: int, size: int) -> bytes:
+    """One gzip member from :func:`deflate_block` outputs of consecutive parts of a body.
 
-    The trailer needs the CRC-32 and length of the whole uncompressed body; zlib's crc32 is
-    fast and releases the GIL, so it is computed here rather than combined from parts.
+    ``crc`` and ``size`` describe the whole uncompressed body (``zlib.crc32`` of it, its length).
     """
-    trailer = struct.pack("<II", zlib.crc32(body) & _SIZE_MASK, len(body) & _SIZE_MASK)
-    return b"".join((_GZIP_HEADER, *deflated, _DEFLATE_END, trailer))
+    return b"".join((_GZIP_HEADER, *deflated, _DEFLATE_END, _trailer(crc, size)))
+
+
+def gzip_append(member: bytes, crc: int, size: int, extra: bytes) -> bytes:
+    """``member`` (from :func:`gzip_member`, describing ``crc``/``size``) with ``extra`` appended.
+
+    Still one member: some clients (httpx, curl 7.88) decode only the first member of a
+    concatenated body. Costs one copy of the compressed bytes, never a recompression.
+    """
+    if not extra:
+        return member
+    cut = len(member) - len(_DEFLATE_END) - _TRAILER_SIZE
+    return b"".join(
+        (
+            memoryview(member)[:cut],
+            deflate_block(extra),
+            _DEFLATE_END,
+            _trailer(zlib.crc32(extra, crc), size + len(extra)),
+        )
+    )
+
+
+def _trailer(crc: int, size: int) -> bytes:
+    return struct.pack("<II", crc & _SIZE_MASK, size & _SIZE_MASK)

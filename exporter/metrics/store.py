@@ -22,6 +22,7 @@ scrape that got one keeps a consistent view while the next is being built.
 from __future__ import annotations
 
 import threading
+import zlib
 from array import array
 from collections.abc import Collection, Mapping, Sequence
 from itertools import accumulate
@@ -30,7 +31,8 @@ from typing import Any
 from exporter.metrics.exposition import (
     deflate_block,
     escape_label_value,
-    gzip_from_blocks,
+    gzip_append,
+    gzip_member,
     header,
     label_pairs,
     sample_line,
@@ -165,6 +167,9 @@ class _Region:
             line = self.lines[family]
             return [line], len(line)
         index = family - _R
+        if not self.built:  # first build: every line is freshly rendered
+            fresh = [entry.lines[index] for entry in self.order if entry.lines is not None]
+            return list(fresh), sum(map(len, fresh))
         base = self.spans[family][0] if self.spans is not None else 0
         offsets = list(accumulate(self.lengths[index], initial=0))
         parts: list[bytes | memoryview] = []
@@ -260,7 +265,8 @@ class MetricStore:
         self._body = b""
         self._body_generation = 0
         self._emitted: list[bool] = [False] * len(_SPECS)
-        self._gzip = gzip_from_blocks((), b"")
+        self._gzip = gzip_member((), 0, 0)
+        self._gzip_crc = 0
         self._gzip_generation = 0
 
     @property
@@ -318,14 +324,20 @@ class MetricStore:
             self._build_body()
             return self._body
 
-    def render_gzip(self) -> bytes:
-        """The body as one gzip member; only blocks changed since the last call are deflated."""
+    def render_gzip(self, suffix: bytes = b"") -> bytes:
+        """The body, then ``suffix`` (the health families), as one gzip member.
+
+        Only blocks changed since the last call are deflated; without a suffix the result is
+        the same object until the next change. A suffix costs one copy of the compressed body.
+        """
         with self._lock:
             self._build_body()
             if self._gzip_generation != self._body_generation:
-                self._gzip = self._build_gzip()
+                self._gzip_crc = zlib.crc32(self._body)
+                self._gzip = gzip_member(self._deflated_blocks(), self._gzip_crc, len(self._body))
                 self._gzip_generation = self._body_generation
-            return self._gzip
+            member, crc, size = self._gzip, self._gzip_crc, len(self._body)
+        return gzip_append(member, crc, size, suffix)
 
     def export_counters(self) -> dict[str, Any]:
         """Counter values for the state file: JSON-able, streams only when a counter is non-zero."""
@@ -515,7 +527,7 @@ class MetricStore:
             region.spans = region_spans
         self._body_generation = self._generation
 
-    def _build_gzip(self) -> bytes:
+    def _deflated_blocks(self) -> list[bytes]:
         body = memoryview(self._body)
         deflated: list[bytes] = []
         for family, emitted in enumerate(self._emitted):
@@ -529,7 +541,7 @@ class MetricStore:
                     start, end = region.spans[family]
                     cached = region.deflated[family] = deflate_block(body[start:end])
                 deflated.append(cached)
-        return gzip_from_blocks(deflated, self._body)
+        return deflated
 
 
 def _counts_of(facts: RegionFacts) -> tuple[int, int, int, int, int]:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import shutil
 import subprocess
+import zlib
 
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
@@ -149,13 +150,15 @@ class TestComposition:
         assert not store_names & health_names
         assert not {n.removesuffix("_total") for n in ALL_FAMILIES} & health_names
 
-    def test_plain_and_gzip_bodies_agree(self) -> None:
-        import gzip
-
+    def test_plain_and_gzip_bodies_agree_in_one_member(self) -> None:
         store, health = self._sources()
         source = metrics_source(store, health)
         plain = source(False)
-        assert gzip.decompress(source(True)) == plain
+        # One member: httpx and curl 7.88 stop after the first member of a concatenated body.
+        decoder = zlib.decompressobj(16 + zlib.MAX_WBITS)
+        assert decoder.decompress(source(True)) == plain
+        assert decoder.eof and decoder.unused_data == b""
+        assert b"tencent_live_up{" in plain and b"tencent_live_stream_online{" in plain
         samples(plain)  # parses as one exposition
 
     @pytest.mark.skipif(shutil.which("promtool") is None, reason="promtool not installed")

@@ -57,7 +57,10 @@ def test_incremental_equals_batch(sequence: list[tuple[str, dict[str, int], bool
         streams = {name: _stream(name, v) for name, v in versions.items()}
         changed = {name for name, v in versions.items() if previous.get(name) != v}
         dropped = set(previous) - set(versions) if confirm else set()
-        online[region] = {**versions, **{n: v for n, v in previous.items() if n not in versions and not confirm}}
+        online[region] = {
+            **versions,
+            **{n: v for n, v in previous.items() if n not in versions and not confirm},
+        }
         snapshot = Snapshot(account="a", region=region, taken_at=step * 10.0, streams=streams)
         for store in (eager, lazy):
             store.apply(snapshot, changed=changed, dropped=dropped, events=())
