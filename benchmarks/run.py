@@ -22,6 +22,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -30,6 +31,7 @@ sys.path[:0] = [str(HERE.parent), str(HERE)]
 
 from synth import Fleet, to_vendor_json  # noqa: E402
 
+from exporter.metrics import HealthMetrics, metrics_source  # noqa: E402
 from exporter.metrics.families import REGION_FAMILIES, STREAM_FAMILIES, RegionFacts, StreamFacts  # noqa: E402
 from exporter.metrics.store import MetricStore  # noqa: E402
 from exporter.model import Snapshot, SwitchoverReason  # noqa: E402
@@ -160,11 +162,18 @@ def worker_ours(args: argparse.Namespace) -> dict[str, Any]:
                 states[index] = diff_mod.diff(None, snap, diff_mod.DiffRules()).state
 
     populate_s, _ = timed(populate)
-    cold_plain, body = timed(store.render)
-    cold_gzip, packed = timed(store.render_gzip)
-    plain = [timed(store.render)[0] for _ in range(args.ours_reps)]
-    gz = [timed(store.render_gzip)[0] for _ in range(args.ours_reps)]
-    assert gzip.decompress(packed) == body
+    # /metrics as served: the store's cached body plus the health families (web.WebSources.metrics).
+    health = HealthMetrics("bench")
+    for snap in fleet.snapshots:
+        health.register(snap.key)
+        health.poll_succeeded(snap.key, snap.taken_at, len(snap.streams))
+    source = metrics_source(store, health)
+    cold_plain, body = timed(lambda: source(False))
+    cold_gzip, packed = timed(lambda: source(True))
+    cached = [timed(store.render)[0] for _ in range(args.ours_reps)]
+    plain = [timed(lambda: source(False))[0] for _ in range(args.ours_reps)]
+    gz = [timed(lambda: source(True))[0] for _ in range(args.ours_reps)]
+    assert gzip.decompress(packed)[: len(store.render())] == store.render()
 
     # Steady state: one region's poll lands (churned snapshot), then a scrape comes.
     apply_s, after_plain, after_gzip = [], [], []
@@ -184,17 +193,20 @@ def worker_ours(args: argparse.Namespace) -> dict[str, Any]:
         store.apply(new, changed=changed, dropped=dropped, events=found)
         apply_s.append(time.perf_counter() - start)
         events += len(found)
-        after_plain.append(timed(store.render)[0])
-        after_gzip.append(timed(store.render_gzip)[0])
+        if step % 2:
+            after_plain.append(timed(lambda: source(False))[0])
+        else:
+            after_gzip.append(timed(lambda: source(True))[0])
     fleet.snapshots = current
-    body = store.render()
-    packed = store.render_gzip()
+    body = source(False)
+    packed = source(True)
     if args.dump:
         Path(args.dump).write_bytes(body)
     return {
         "populate_s": populate_s,
         "scrape_plain_cold_s": cold_plain,
         "scrape_gzip_cold_s": cold_gzip,
+        "store_render_cached_p50_s": p50(cached),
         "scrape_plain_p50_s": p50(plain),
         "scrape_gzip_p50_s": p50(gz),
         "poll_diff_apply_p50_s": p50(apply_s),
@@ -231,16 +243,16 @@ def worker_pipeline(args: argparse.Namespace) -> dict[str, Any]:
     for new in fleet.polls(0, args.pipeline_reps):
         body = to_vendor_json(new)
         size = len(body)
-        loads.append(timed(lambda: json.loads(body))[0])
-        seconds, parsed = timed(lambda: parse(body, new.taken_at))
+        loads.append(timed(partial(json.loads, body))[0])
+        seconds, parsed = timed(partial(parse, body, new.taken_at))
         parses.append(seconds)
-        seconds, result = timed(lambda: diff_mod.diff(state, parsed, rules))
+        seconds, result = timed(partial(diff_mod.diff, state, parsed, rules))
         diffs.append(seconds)
         state = result.state
-        seconds, _ = timed(
-            lambda: store.apply(parsed, changed=result.changed, dropped=result.dropped, events=result.events)
+        apply = partial(
+            store.apply, parsed, changed=result.changed, dropped=result.dropped, events=result.events
         )
-        applies.append(seconds)
+        applies.append(timed(apply)[0])
     return {
         "streams": args.streams_per_region,
         "reply_bytes": size,
@@ -290,9 +302,8 @@ def promtool_check(path: str) -> dict[str, Any]:
     if shutil.which("promtool") is None:
         return {"skipped": "promtool not installed"}
     with open(path, "rb") as body:
-        seconds, done = timed(
-            lambda: subprocess.run(["promtool", "check", "metrics"], stdin=body, capture_output=True, check=False)
-        )
+        check = partial(subprocess.run, ["promtool", "check", "metrics"], stdin=body, capture_output=True)
+        seconds, done = timed(check)
     output = (done.stdout + done.stderr).decode(errors="replace").strip()
     return {"ok": done.returncode == 0, "output": output[:2000], "seconds": seconds}
 
@@ -309,19 +320,21 @@ def print_table(results: dict[str, Any]) -> None:
     naive, ours, pipe = results["naive"], results["ours"], results["pipeline"]
     total = results["regions"] * results["streams_per_region"]
     ratio = ours["scrape_plain_p50_s"] / naive["scrape_plain_p50_s"]
+    passed = "PASS" if results["targets"]["scrape_ratio_ok"] else "FAIL"
     print(f"\n{results['regions']} regions x {results['streams_per_region']:,} streams = {total:,} streams")
     print(_row("", "naive", "ours", "ours/naive"))
     rows = [
         ("populate (baseline poll)", naive["populate_s"], ours["populate_s"]),
-        ("scrape plain p50 (unchanged)", naive["scrape_plain_p50_s"], ours["scrape_plain_p50_s"]),
-        ("scrape gzip p50 (unchanged)", naive["scrape_gzip_p50_s"], ours["scrape_gzip_p50_s"]),
+        ("/metrics plain p50 (unchanged)", naive["scrape_plain_p50_s"], ours["scrape_plain_p50_s"]),
+        ("/metrics gzip p50 (unchanged)", naive["scrape_gzip_p50_s"], ours["scrape_gzip_p50_s"]),
     ]
     for label, a, b in rows:
         print(_row(label, _ms(a), _ms(b), f"{b / a:.4%}"))
-    print(_row("scrape plain, first after change", "", _ms(ours["scrape_plain_after_poll_p50_s"]),
+    print(_row("  of which store.render() (cached)", "", _ms(ours["store_render_cached_p50_s"])))
+    print(_row("scrape plain, first after a poll", "", _ms(ours["scrape_plain_after_poll_p50_s"]),
                f"{ours['scrape_plain_after_poll_p50_s'] / naive['scrape_plain_p50_s']:.2%} (p50; cold "
                f"{_ms(ours['scrape_plain_cold_s'])})"))  # fmt: skip
-    print(_row("scrape gzip, first after change", "", _ms(ours["scrape_gzip_after_poll_p50_s"]),
+    print(_row("scrape gzip, first after a poll", "", _ms(ours["scrape_gzip_after_poll_p50_s"]),
                f"{ours['scrape_gzip_after_poll_p50_s'] / naive['scrape_gzip_p50_s']:.2%} (p50; cold "
                f"{_ms(ours['scrape_gzip_cold_s'])})"))  # fmt: skip
     print(_row("body size", f"{naive['body_bytes'] / _MB:,.1f} MB", f"{ours['body_bytes'] / _MB:,.1f} MB"))
@@ -334,7 +347,8 @@ def print_table(results: dict[str, Any]) -> None:
     if "skipped" in pipe:
         print(f"\nper-region processing: skipped ({pipe['skipped']})")
     else:
-        print(f"\nper-region processing, {pipe['streams']:,} streams, reply {pipe['reply_bytes'] / _MB:.1f} MB (p50):")
+        print(f"\nper-region processing, {pipe['streams']:,} streams, "
+          f"reply {pipe['reply_bytes'] / _MB:.1f} MB (p50):")  # fmt: skip
         print(f"  json.loads {_ms(pipe['json_loads_p50_s'])} | parse {_ms(pipe['parse_p50_s'])} | "
               f"diff {_ms(pipe['diff_p50_s'])} | store.apply {_ms(pipe['apply_p50_s'])} | "
               f"parse+diff+apply {_ms(pipe['total_p50_s'])} = "
@@ -345,12 +359,14 @@ def print_table(results: dict[str, Any]) -> None:
     if check.get("output"):
         print("  " + check["output"].replace("\n", "\n  "))
     targets = results["targets"]
-    print(f"targets: scrape p50 <= 1% of naive: {'PASS' if targets['scrape_ratio_ok'] else 'FAIL'} ({ratio:.4%}); "
+    print(f"targets: /metrics p50 <= 1% of naive: {passed} ({ratio:.4%}); "
           f"RSS <= 300 MB: {targets['rss_ok']}")  # fmt: skip
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--streams-per-region", type=int, default=None)
     parser.add_argument("--regions", type=int, default=None)
     parser.add_argument("--quick", action="store_true", help="small fleet, few repetitions (CI smoke test)")
@@ -363,7 +379,7 @@ def main(argv: list[str] | None = None) -> int:
         args.streams_per_region = 2000 if args.quick else 20000
     args.naive_reps = 2 if args.quick else 3
     args.ours_reps = 50 if args.quick else 200
-    args.change_reps = 4 if args.quick else 10
+    args.change_reps = 4 if args.quick else 12
     args.pipeline_reps = 3 if args.quick else 7
 
     if args.worker:
@@ -386,7 +402,10 @@ def main(argv: list[str] | None = None) -> int:
         }
     full_size = args.regions * args.streams_per_region >= 100_000
     results["targets"] = {
-        "scrape_ratio_ok": results["ours"]["scrape_plain_p50_s"] <= 0.01 * results["naive"]["scrape_plain_p50_s"],
+        "scrape_ratio_ok": all(
+            results["ours"][k] <= 0.01 * results["naive"][k]
+            for k in ("scrape_plain_p50_s", "scrape_gzip_p50_s")
+        ),
         "rss_ok": (results["ours"]["memory"]["rss_mb"] <= 300) if full_size else "n/a below 100k streams",
     }
     results["wall_s"] = time.time() - started

@@ -25,7 +25,9 @@ _BASE_TIME = 1_760_000_000.0
 class Fleet:
     """Snapshots of one account's regions, evolving poll by poll."""
 
-    def __init__(self, *, regions: int, streams_per_region: int, seed: int = 6, account: str = "prod") -> None:
+    def __init__(
+        self, *, regions: int, streams_per_region: int, seed: int = 6, account: str = "prod"
+    ) -> None:
         if regions > len(REGIONS):
             raise ValueError(f"at most {len(REGIONS)} regions")
         self.account = account

@@ -18,5 +18,12 @@ def test_quick_benchmark_runs_and_prints_table() -> None:
         check=False,
     )
     assert done.returncode == 0, done.stderr + done.stdout
-    for heading in ("naive", "ours", "scrape plain p50", "RSS steady", "promtool check metrics", "results:"):
+    for heading in (
+        "naive",
+        "ours",
+        "/metrics plain p50",
+        "RSS steady",
+        "promtool check metrics",
+        "results:",
+    ):
         assert heading in done.stdout, done.stdout
