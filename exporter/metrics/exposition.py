@@ -22,6 +22,7 @@ from collections.abc import Iterable, Sequence
 
 __all__ = [
     "CONTENT_TYPE",
+    "crc32_combine",
     "deflate_block",
     "escape_help",
     "escape_label_value",
@@ -35,7 +36,9 @@ __all__ = [
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 
-_GZIP_LEVEL = 6
+# Level 1: at 100k streams a changed region's 20 MB deflate in half the time of level 6 and
+# only ~10% larger (the text is repetitive); this runs on the first scrape after every poll.
+_GZIP_LEVEL = 1
 # magic, CM=deflate, FLG=0, MTIME=0 (reproducible bodies), XFL=0, OS=255 (unknown).
 _GZIP_HEADER = b"\x1f\x8b\x08\x00\x00\x00\x00\x00\x00\xff"
 # An empty final fixed-Huffman block: what zlib emits for Z_FINISH with no pending input.
@@ -138,6 +141,50 @@ def gzip_append(member: bytes, crc: int, size: int, extra: bytes) -> bytes:
             _trailer(zlib.crc32(extra, crc), size + len(extra)),
         )
     )
+
+
+def crc32_combine(crc1: int, crc2: int, length2: int) -> int:
+    """CRC-32 of ``a + b`` from ``crc32(a)``, ``crc32(b)`` and ``len(b)`` (zlib's ``crc32_combine``).
+
+    Python's zlib does not expose it. It lets a body's CRC come from cached per-block CRCs
+    instead of a pass over 100 MB on every change: about 30 polynomial products per block.
+    """
+    return _multmodp(_x2nmodp(length2, 3), crc1 & _SIZE_MASK) ^ (crc2 & _SIZE_MASK)
+
+
+def _multmodp(a: int, b: int) -> int:
+    """Product of two polynomials modulo the CRC-32 polynomial (reflected bit order)."""
+    mask = 1 << 31
+    product = 0
+    while True:
+        if a & mask:
+            product ^= b
+            if not a & (mask - 1):
+                return product
+        mask >>= 1
+        b = (b >> 1) ^ _CRC_POLY if b & 1 else b >> 1
+
+
+def _x2nmodp(n: int, k: int) -> int:
+    """x^(n * 2^k) modulo the CRC-32 polynomial."""
+    product = 1 << 31  # x^0
+    while n:
+        if n & 1:
+            product = _multmodp(_X2N[k & 31], product)
+        n >>= 1
+        k += 1
+    return product
+
+
+def _x2n_table() -> tuple[int, ...]:
+    table = [1 << 30]  # x^1
+    for _ in range(31):
+        table.append(_multmodp(table[-1], table[-1]))
+    return tuple(table)
+
+
+_CRC_POLY = 0xEDB88320
+_X2N = _x2n_table()
 
 
 def _trailer(crc: int, size: int) -> bytes:

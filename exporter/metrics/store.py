@@ -29,6 +29,7 @@ from itertools import accumulate
 from typing import Any
 
 from exporter.metrics.exposition import (
+    crc32_combine,
     deflate_block,
     escape_label_value,
     gzip_append,
@@ -54,7 +55,8 @@ COUNTERS_FORMAT = 1
 _R = len(REGION_FAMILIES)
 _SPECS: tuple[FamilySpec[Any], ...] = (*REGION_FAMILIES, *STREAM_FAMILIES)
 _HEADERS: tuple[bytes, ...] = tuple(header(s.name, s.help, s.type) for s in _SPECS)
-_HEADERS_DEFLATED: tuple[bytes, ...] = tuple(deflate_block(h) for h in _HEADERS)
+# Each family header deflated once, with its CRC-32 (see MetricStore._deflated_blocks).
+_HEADERS_DEFLATED: tuple[tuple[bytes, int], ...] = tuple((deflate_block(h), zlib.crc32(h)) for h in _HEADERS)
 _NO_LINES: tuple[bytes, ...] = ()
 _STREAM_COUNTERS = 3  # switchovers, joins, losses
 
@@ -131,13 +133,14 @@ class _Region:
         self.removed: set[int] = set()  # slots expired since the last build
         # Where each family's block sits in the store's current body; None until first built.
         self.spans: list[tuple[int, int]] | None = None
-        self.deflated: list[bytes | None] = [None] * len(_SPECS)
+        # Per family: this region's block deflated, and its CRC-32; None when it changed.
+        self.deflated: list[tuple[bytes, int] | None] = [None] * len(_SPECS)
 
-    def add(self, stream: Stream) -> _Entry:
-        counters = self.restored_streams.pop(stream.name, None)
+    def add(self, name: str, stream: Stream) -> _Entry:
+        counters = self.restored_streams.pop(name, None)
         entry = _Entry(stream, counters if counters is not None else (0,) * _STREAM_COUNTERS, len(self.order))
         self.order.append(entry)
-        self.entries[stream.name] = entry
+        self.entries[name] = entry
         return entry
 
     def render(self, entry: _Entry) -> None:
@@ -333,8 +336,8 @@ class MetricStore:
         with self._lock:
             self._build_body()
             if self._gzip_generation != self._body_generation:
-                self._gzip_crc = zlib.crc32(self._body)
-                self._gzip = gzip_member(self._deflated_blocks(), self._gzip_crc, len(self._body))
+                deflated, self._gzip_crc = self._deflated_blocks()
+                self._gzip = gzip_member(deflated, self._gzip_crc, len(self._body))
                 self._gzip_generation = self._body_generation
             member, crc, size = self._gzip, self._gzip_crc, len(self._body)
         return gzip_append(member, crc, size, suffix)
@@ -442,7 +445,7 @@ class MetricStore:
                 if len(entries) >= self._cap:
                     unexported += 1
                     continue
-                region.add(stream)
+                region.add(name, stream)
                 render.add(name)
             elif entry.dropped_at is not None or name in changed or name in touched:
                 entry.stream = stream
@@ -527,21 +530,33 @@ class MetricStore:
             region.spans = region_spans
         self._body_generation = self._generation
 
-    def _deflated_blocks(self) -> list[bytes]:
+    def _deflated_blocks(self) -> tuple[list[bytes], int]:
+        """Every emitted block deflated (cached unless it changed), and the body's CRC-32.
+
+        The CRC is combined from per-block CRCs, so a change costs a pass over the changed
+        blocks only, not over the whole body.
+        """
         body = memoryview(self._body)
         deflated: list[bytes] = []
+        crc = 0
         for family, emitted in enumerate(self._emitted):
             if not emitted:
                 continue
-            deflated.append(_HEADERS_DEFLATED[family])
+            head, head_crc = _HEADERS_DEFLATED[family]
+            deflated.append(head)
+            crc = crc32_combine(crc, head_crc, len(_HEADERS[family]))
             for region in self._order:
+                assert region.spans is not None  # set by _build_body
+                start, end = region.spans[family]
+                if end == start:
+                    continue
                 cached = region.deflated[family]
                 if cached is None:
-                    assert region.spans is not None  # set by _build_body
-                    start, end = region.spans[family]
-                    cached = region.deflated[family] = deflate_block(body[start:end])
-                deflated.append(cached)
-        return deflated
+                    block = body[start:end]
+                    cached = region.deflated[family] = (deflate_block(block), zlib.crc32(block))
+                deflated.append(cached[0])
+                crc = crc32_combine(crc, cached[1], end - start)
+        return deflated, crc
 
 
 def _counts_of(facts: RegionFacts) -> tuple[int, int, int, int, int]:

@@ -10,6 +10,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from exporter.metrics.exposition import (
+    crc32_combine,
     deflate_block,
     escape_help,
     escape_label_value,
@@ -62,3 +63,16 @@ def test_blocks_and_append_make_one_member(blocks: list[bytes], extra: bytes) ->
     decoder = zlib.decompressobj(16 + zlib.MAX_WBITS)
     assert decoder.decompress(combined) == body + extra
     assert decoder.eof and decoder.unused_data == b""
+
+
+@given(st.binary(max_size=2000), st.binary(max_size=2000))
+def test_crc32_combine_matches_zlib(first: bytes, second: bytes) -> None:
+    combined = crc32_combine(zlib.crc32(first), zlib.crc32(second), len(second))
+    assert combined == zlib.crc32(first + second)
+
+
+def test_crc32_combine_large_length() -> None:
+    # Lengths far beyond the examples above exercise every power-of-two table entry used.
+    second = bytes(range(256)) * 40_000  # ~10 MB
+    first = b"prefix"
+    assert crc32_combine(zlib.crc32(first), zlib.crc32(second), len(second)) == zlib.crc32(first + second)
