@@ -1,16 +1,25 @@
-"""The per-account request budget: a sliding window over send times, with AIMD on throttling.
+"""The per-account request budget: a sliding window over requests, with AIMD on throttling.
 
 Why a sliding window and not a token bucket: the vendor counts arrivals in any one-second
 window (SPEC section 8). A bucket whose burst equals the rate lets a full burst go out at the
 end of one second and another at the start of the next: almost twice the rate inside one
-window. Here a send slot is only granted when the ``N``-th previous slot lies more than
-``span + margin`` in the past, so *no* interval of ``span`` seconds, wherever it starts, can
-hold more than ``N`` sends. The margin absorbs event-loop and network jitter, since the
-server sees arrivals, not our send times.
+window. Here a request may only go out when fewer than ``N`` earlier requests could still
+share a window with it.
 
-Slots are handed out in call order and recorded when reserved (not when the sleep ends), so
-concurrent callers queue fairly and the arithmetic needs no lock on the event loop. The
-budget does no I/O and reads time only through the injected monotonic clock.
+Why the window runs over *send-to-reply* intervals, not just send times: the server counts
+arrivals, and an arrival lies somewhere between our send and the reply. A request whose TCP
+connect is retried, or that waits in a proxy, arrives late and can land in the next second's
+window next to requests sent a full second after it. So an earlier request counts against a
+new send while it is in flight, and after its reply until ``span + margin`` has passed since
+that reply. Then no interval of ``span`` seconds can hold more than ``N`` arrivals, whatever
+the latency (the proof is in ``_earliest``). With instant replies this is exactly a sliding
+window over send times.
+
+Slots are planned in call order (``plan``), so concurrent callers queue fairly and the
+arithmetic needs no lock on the event loop; each one is checked again, pessimistically, at
+the moment it is to be sent (``try_send``). The budget does no I/O and reads time only
+through the injected monotonic clock; ``plan``/``try_send``/``release`` and ``reserve`` are
+synchronous, so tests drive them with a fake clock and no sleeping.
 """
 
 from __future__ import annotations
@@ -19,9 +28,30 @@ import asyncio
 import math
 import time
 from collections import deque
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable, Iterable
+from contextlib import asynccontextmanager, suppress
+from dataclasses import dataclass
 
-__all__ = ["SlidingWindowBudget"]
+__all__ = ["SlidingWindowBudget", "Slot"]
+
+
+@dataclass(eq=False, slots=True)
+class Slot:
+    """One request's place in the budget.
+
+    ``at`` is the planned (then actual) send time, ``done`` the time its reply came (``None``
+    while planned or in flight), ``waited`` how long the caller waited for it.
+    """
+
+    at: float
+    done: float | None = None
+    sent: bool = False
+    waited: float = 0.0
+
+    @property
+    def end(self) -> float | None:
+        """The latest moment its arrival can have happened; ``None`` while unknown."""
+        return None if self.done is None else max(self.at, self.done)
 
 
 class SlidingWindowBudget:
@@ -34,7 +64,8 @@ class SlidingWindowBudget:
             arrival.
         clock: monotonic seconds; injected so tests can step time instead of sleeping.
         min_rate: AIMD never decreases below this.
-        increase: requests/second regained per throttle-free window with a success (additive).
+        increase: requests/second regained per throttle-free window with a success (additive);
+            default a tenth of ``rate`` (at least 1), so a halved budget is back in ~5 windows.
         decrease: factor applied on a throttle (multiplicative).
     """
 
@@ -46,7 +77,7 @@ class SlidingWindowBudget:
         margin: float = 0.05,
         clock: Callable[[], float] = time.monotonic,
         min_rate: float = 1.0,
-        increase: float = 1.0,
+        increase: float | None = None,
         decrease: float = 0.5,
     ) -> None:
         if rate <= 0 or window <= 0 or margin < 0:
@@ -58,11 +89,11 @@ class SlidingWindowBudget:
         self._margin = float(margin)
         self._clock = clock
         self._min_rate = min(float(min_rate), self._rate)
-        self._increase = float(increase)
+        self._increase = float(increase) if increase is not None else max(1.0, self._rate / 10)
         self._decrease = float(decrease)
         self._effective = self._rate
-        # Only the last N slots matter; N never exceeds what the configured rate allows.
-        self._slots: deque[float] = deque(maxlen=self._count_for(self._rate))
+        self._slots: deque[Slot] = deque()  # planning order
+        self._changed: asyncio.Event | None = None  # set when a slot completes; made in the loop
         self._last_change = -math.inf  # last decrease or increase
         self._last_decrease = -math.inf
 
@@ -111,45 +142,152 @@ class SlidingWindowBudget:
         return count, span
 
     def next_delay(self) -> float:
-        """Seconds until a send would be allowed, without reserving it."""
-        return max(0.0, self._next_slot() - self._clock())
-
-    def _next_slot(self) -> float:
+        """Seconds until a new request could be sent, planning nothing (optimistic)."""
         now = self._clock()
+        slot = self._earliest(self._slots, now, pessimistic=False)
+        return max(0.0, (slot if slot is not None else now) - now)
+
+    def _earliest(self, before: Iterable[Slot], now: float, *, pessimistic: bool) -> float | None:
+        """Earliest time >= ``now`` a request may be sent, given the requests planned before it.
+
+        Soundness: take any ``span``-long interval holding the arrivals of a set of requests,
+        and ``j`` the one of them sent last. Every other one was planned before ``j``, and at
+        ``j``'s send time it was in flight or had replied at most ``span`` earlier (its arrival
+        is in the interval, and its reply after its arrival). Such requests are exactly the
+        ones counted here, and ``j`` waits until fewer than ``N`` of them remain: the interval
+        holds at most ``N`` arrivals. The margin adds a safety gap on top.
+
+        ``pessimistic`` counts requests still in flight as never ending (``None`` is returned
+        when ``N`` of them block); optimistic planning pretends they end at their send time.
+        """
         count, span = self._shape()
-        slot = now
-        if self._slots:
-            # Slots are granted in order; never hand one out before an earlier one.
-            slot = max(slot, self._slots[-1])
-        if len(self._slots) >= count:
-            slot = max(slot, self._slots[-count] + span + self._margin)
+        gap = span + self._margin
+        ends: list[float] = []
+        inflight = 0
+        for slot in before:
+            end = slot.end
+            if end is None:
+                if pessimistic:
+                    inflight += 1
+                    continue
+                end = slot.at
+            ends.append(end)
+        room = count - 1 - inflight  # earlier requests that may still share the window
+        if room < 0:
+            return None
+        if len(ends) <= room:
+            return now
+        ends.sort(reverse=True)
+        return max(now, ends[room] + gap)
+
+    def _prune(self, now: float) -> None:
+        _, span = self._shape()
+        horizon = now - span - self._margin
+        while self._slots:
+            end = self._slots[0].end
+            if end is None or end > horizon:
+                break
+            self._slots.popleft()
+
+    def plan(self) -> Slot:
+        """Plan a request: its slot, with ``at`` the earliest send time known now.
+
+        The slot counts against later requests until ``release``; call ``try_send`` at ``at``.
+        """
+        now = self._clock()
+        self._prune(now)
+        at = self._earliest(self._slots, now, pessimistic=False)
+        slot = Slot(at=now if at is None else at)
+        self._slots.append(slot)
         return slot
 
+    def try_send(self, slot: Slot) -> float | None:
+        """Check a planned slot again at send time: ``0.0`` (marked sent), seconds to wait, or
+        ``None`` when earlier requests still in flight block it (wait for a ``release``)."""
+        now = self._clock()
+        earlier = []
+        for other in self._slots:
+            if other is slot:
+                break
+            earlier.append(other)
+        at = self._earliest(earlier, now, pessimistic=True)
+        if at is None:
+            return None
+        if at > now:
+            slot.at = at
+            return at - now
+        slot.at = now
+        slot.sent = True
+        return 0.0
+
+    def release(self, slot: Slot) -> None:
+        """The request's reply came (or it failed); a slot never sent is simply forgotten."""
+        if slot.sent:
+            slot.done = self._clock()
+        else:
+            with suppress(ValueError):  # already forgotten
+                self._slots.remove(slot)
+        if self._changed is not None:
+            self._changed.set()
+            self._changed = None
+
     def reserve(self) -> float:
-        """Take the next send slot and return how long the caller must wait before sending.
+        """Plan, send and complete a request at once; returns the delay before its send.
 
-        Synchronous and side-effect free apart from recording the slot, so tests can reserve
-        many slots with a fake clock and check the window property directly.
+        The instant-reply case of the budget, for callers (and tests) that do not track
+        replies: a pure sliding window over send times.
         """
-        slot = self._next_slot()
-        self._slots.append(slot)
-        return max(0.0, slot - self._clock())
+        slot = self.plan()
+        slot.sent = True
+        slot.done = slot.at
+        return max(0.0, slot.at - self._clock())
 
-    async def acquire(self) -> float:
-        """Reserve a slot and sleep until it; returns the seconds waited (for the wait counter)."""
-        delay = self.reserve()
-        if delay > 0:
-            await asyncio.sleep(delay)
-        return delay
+    async def acquire(self) -> Slot:
+        """Wait until a request may go out; the caller must ``release`` the slot after the reply.
 
-    def on_throttled(self) -> bool:
-        """The vendor said RequestLimitExceeded: halve the rate (at most once per window).
+        Cancellation while waiting gives the slot back. ``Slot.waited`` is the time spent here.
+        """
+        started = self._clock()
+        slot = self.plan()
+        first = True
+        try:
+            while True:
+                delay = self.try_send(slot)
+                if delay == 0.0:
+                    slot.waited = 0.0 if first else max(0.0, self._clock() - started)
+                    return slot
+                first = False
+                if delay is None:
+                    if self._changed is None:
+                        self._changed = asyncio.Event()
+                    await self._changed.wait()
+                else:
+                    await asyncio.sleep(delay)
+        except BaseException:
+            self.release(slot)
+            raise
 
-        A burst of in-flight requests is often throttled together; counting each would crash
-        the rate to the floor for one event, so decreases are one window apart. Returns whether
-        the effective rate changed.
+    @asynccontextmanager
+    async def request(self) -> AsyncIterator[Slot]:
+        """``async with budget.request() as slot:`` send inside; released on exit, however it ends."""
+        slot = await self.acquire()
+        try:
+            yield slot
+        finally:
+            self.release(slot)
+
+    def on_throttled(self, sent_at: float | None = None) -> bool:
+        """The vendor said RequestLimitExceeded: halve the rate, once per episode.
+
+        Requests already on their way (or with slots reserved) when the rate was lowered were
+        paced at the old rate; their throttles say nothing new. So a throttle of a request
+        sent before the last decrease (``sent_at``, on this budget's clock) is ignored, and
+        decreases are at least one window apart. Without this, one burst of throttles would
+        crash the rate to the floor. Returns whether the effective rate changed.
         """
         now = self._clock()
+        if sent_at is not None and sent_at < self._last_decrease:
+            return False
         if now - self._last_decrease < self._window:
             return False
         new = max(self._min_rate, self._effective * self._decrease)

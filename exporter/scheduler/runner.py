@@ -431,13 +431,16 @@ class Runner:
         client = self._clients[key.account]
         retry = 0
         while True:
-            waited = await budget.acquire()
-            if waited > 0:
-                self._health.add_rate_limit_wait(key.account, waited)
+            slot = await budget.acquire()
+            if slot.waited > 0:
+                self._health.add_rate_limit_wait(key.account, slot.waited)
             started = self._monotonic()
             elapsed: float | None = None
             try:
-                body = await client.describe_backup_stream_list(key.region, name)
+                try:
+                    body = await client.describe_backup_stream_list(key.region, name)
+                finally:
+                    budget.release(slot)  # the reply bounds the arrival: see budget.py
                 elapsed = self._monotonic() - started
                 snapshot = await self._parse(key, body)
             except PollError as exc:
@@ -445,14 +448,12 @@ class Runner:
                     key, exc.code, elapsed if elapsed is not None else self._monotonic() - started
                 )
                 if isinstance(exc, Throttled):
-                    self._throttled(key.account, budget)
+                    self._throttled(key.account, budget, sent_at=slot.at)
                 delay = self._retry.backoff(retry, self._rng)
                 retry += 1
-                if (
-                    not exc.retryable
-                    or retry >= self._retry.attempts
-                    or self._monotonic() + delay >= deadline
-                ):
+                # A retry must also fit its budget wait, or it would drag the poll past its cycle.
+                ready = self._monotonic() + max(delay, budget.next_delay())
+                if not exc.retryable or retry >= self._retry.attempts or ready >= deadline:
                     raise
                 self._log.debug(
                     "request_retry",
@@ -472,8 +473,8 @@ class Runner:
                     self._log.info("rate_limit_recovered", account=key.account, rate=budget.rate)
             return snapshot
 
-    def _throttled(self, account: str, budget: SlidingWindowBudget) -> None:
-        if budget.on_throttled():
+    def _throttled(self, account: str, budget: SlidingWindowBudget, *, sent_at: float) -> None:
+        if budget.on_throttled(sent_at):
             self._health.set_rate_limit(account, budget.effective_rate)
             self._log.warning(
                 "rate_limit_lowered", account=account, rate=budget.effective_rate, limit=budget.rate

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import asyncio
 import bisect
+import heapq
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from exporter.scheduler.budget import SlidingWindowBudget
+from exporter.scheduler.budget import SlidingWindowBudget, Slot
 
 
 class FakeClock:
@@ -156,6 +157,28 @@ class TestAimd:
         budget.on_throttled()
         assert budget.effective_rate == 5
 
+    def test_throttles_of_requests_sent_before_the_decrease_are_stale(self) -> None:
+        """Requests paced at the old rate come back throttled later; they must not halve again."""
+        clock = FakeClock()
+        budget = SlidingWindowBudget(20, clock=clock)
+        sent_early = clock.now
+        clock.now += 0.1
+        assert budget.on_throttled(sent_at=sent_early)
+        clock.now += 2.0  # long after: the window guard alone would allow another halving
+        assert not budget.on_throttled(sent_at=sent_early + 0.05)
+        assert budget.effective_rate == 10
+        # A request sent at the lowered rate that is still throttled does count.
+        assert budget.on_throttled(sent_at=clock.now - 0.01)
+        assert budget.effective_rate == 5
+
+    def test_default_recovery_is_a_tenth_of_the_limit(self) -> None:
+        clock = FakeClock()
+        budget = SlidingWindowBudget(20, clock=clock)
+        budget.on_throttled()
+        clock.now += 1.0
+        budget.on_success()
+        assert budget.effective_rate == 12
+
     def test_never_below_the_floor(self) -> None:
         clock = FakeClock()
         budget = SlidingWindowBudget(20, clock=clock, min_rate=2.0)
@@ -174,7 +197,7 @@ class TestAimd:
 
     def test_a_throttle_right_after_a_recovery_step_still_decreases(self) -> None:
         clock = FakeClock()
-        budget = SlidingWindowBudget(20, clock=clock)
+        budget = SlidingWindowBudget(20, clock=clock, increase=1.0)
         budget.on_throttled()
         clock.now += 1.0
         assert budget.on_success()
@@ -187,8 +210,108 @@ def test_acquire_sleeps_for_the_reserved_delay() -> None:
     budget = SlidingWindowBudget(40, margin=0.0, window=0.05)  # 2 per 50 ms
 
     async def main() -> list[float]:
-        return [await budget.acquire() for _ in range(3)]
+        waits = []
+        for _ in range(3):
+            async with budget.request() as slot:
+                waits.append(slot.waited)
+        return waits
 
     waits = asyncio.run(main())
     assert waits[0] == 0.0 and waits[1] == 0.0
-    assert 0.0 < waits[2] <= 0.05 + 1e-3
+    assert 0.0 < waits[2] <= 0.05 + 1e-2
+
+
+def test_acquire_waits_for_a_reply_and_gives_back_a_cancelled_slot() -> None:
+    budget = SlidingWindowBudget(50, margin=0.0, window=0.02)  # 1 per 20 ms
+
+    async def main() -> None:
+        first = await budget.acquire()
+        waiter = asyncio.create_task(budget.acquire())
+        await asyncio.sleep(0.06)  # far beyond the window: only the missing reply blocks it
+        assert not waiter.done()
+        budget.release(first)
+        second = await asyncio.wait_for(waiter, 1.0)
+        assert second.waited >= 0.06
+        budget.release(second)
+        # A waiter cancelled before sending leaves no trace.
+        third = await budget.acquire()
+        cancelled = asyncio.create_task(budget.acquire())
+        await asyncio.sleep(0.01)
+        cancelled.cancel()
+        budget.release(third)
+        await asyncio.sleep(0.03)
+        fourth = await asyncio.wait_for(budget.acquire(), 0.01)  # not queued behind a ghost
+        assert fourth.waited == 0.0
+
+    asyncio.run(main())
+
+
+class TestLatency:
+    """Arrivals anywhere between send and reply: the server's view under network delay."""
+
+    @staticmethod
+    def _run(
+        rate: int, gaps: list[float], latencies: list[float], fractions: list[float]
+    ) -> tuple[int, list[float]]:
+        clock = FakeClock()
+        budget = SlidingWindowBudget(rate, clock=clock)
+        queue: list[tuple[float, int, str, int]] = []
+        seq = 0
+
+        def at(when: float, action: str, i: int) -> None:
+            nonlocal seq
+            seq += 1
+            heapq.heappush(queue, (when, seq, action, i))
+
+        t = clock.now
+        for i, gap in enumerate(gaps):
+            t += gap
+            at(t, "plan", i)
+        slots: dict[int, Slot] = {}
+        sends: dict[int, float] = {}
+        blocked: list[int] = []
+        while queue:
+            when, _, action, i = heapq.heappop(queue)
+            clock.now = max(clock.now, when)
+            if action == "plan":
+                slots[i] = budget.plan()
+                at(slots[i].at, "try", i)
+            elif action == "try":
+                delay = budget.try_send(slots[i])
+                if delay is None:
+                    blocked.append(i)
+                elif delay > 0:
+                    at(clock.now + delay, "try", i)
+                else:
+                    sends[i] = clock.now
+                    at(clock.now + latencies[i % len(latencies)], "reply", i)
+            else:
+                budget.release(slots[i])
+                for j in blocked:
+                    at(clock.now, "try", j)
+                blocked.clear()
+        arrivals = [sends[i] + fractions[i % len(fractions)] * latencies[i % len(latencies)] for i in sends]
+        return len(sends), arrivals
+
+    @settings(max_examples=150, deadline=None)
+    @given(
+        rate=st.integers(min_value=1, max_value=25),
+        gaps=st.lists(st.floats(min_value=0.0, max_value=0.5, allow_nan=False), min_size=1, max_size=150),
+        latencies=st.lists(st.floats(min_value=0.0, max_value=2.5, allow_nan=False), min_size=1, max_size=20),
+        fractions=st.lists(st.floats(min_value=0.0, max_value=1.0, allow_nan=False), min_size=1, max_size=20),
+    )
+    def test_no_window_of_arrivals_exceeds_the_rate(
+        self, rate: int, gaps: list[float], latencies: list[float], fractions: list[float]
+    ) -> None:
+        sent, arrivals = self._run(rate, gaps, latencies, fractions)
+        assert sent == len(gaps)  # every request went out eventually
+        assert _max_in_window(arrivals, 1.0) <= rate
+
+    def test_the_loopback_failure_case(self) -> None:
+        """What the simulator caught: a first burst delayed ~1 s by TCP connect retries."""
+        rate = 20
+        latencies = [1.0] * 10 + [0.002] * 30  # ten of the first burst are late
+        fractions = [0.99] * 10 + [0.5] * 30
+        sent, arrivals = self._run(rate, [0.0] * 40, latencies, fractions)
+        assert sent == 40
+        assert _max_in_window(arrivals, 1.0) <= rate

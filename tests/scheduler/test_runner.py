@@ -247,7 +247,7 @@ class TestErrors:
                     stepped.offset += 1.0  # a throttle-free window passes
                     assert await h.runner.poll_once(KEY)
                     rates.append(budget.effective_rate)
-                assert rates[:3] == [11, 12, 13]
+                assert rates[:3] == [12, 14, 16]  # +limit/10 per throttle-free window
                 assert rates[-1] == 20
                 assert h.hmetric("tencent_live_rate_limit_requests_per_second", account="prod") == 20
 
