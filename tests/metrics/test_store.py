@@ -9,6 +9,7 @@ import shutil
 import subprocess
 import threading
 import zlib
+from collections.abc import Iterable
 
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
@@ -46,7 +47,13 @@ def event(kind: EventKind, name: str, reason: SwitchoverReason | None = None, at
     return Event(time=at, account=ACCOUNT, region=REGION, stream=name, kind=kind, reason=reason)
 
 
-def apply(store: MetricStore, snapshot: Snapshot, changed=(), dropped=(), events=()) -> None:  # type: ignore[no-untyped-def]
+def apply(
+    store: MetricStore,
+    snapshot: Snapshot,
+    changed: Iterable[str] = (),
+    dropped: Iterable[str] = (),
+    events: Iterable[Event] = (),
+) -> None:
     store.apply(snapshot, changed=frozenset(changed), dropped=frozenset(dropped), events=tuple(events))
 
 
@@ -381,6 +388,17 @@ class TestCaching:
         assert store.generation == generation
         assert store.render() is body
         assert store.render_gzip() is packed
+
+    def test_prepare_builds_ahead_of_the_scrape(self) -> None:
+        store = MetricStore()
+        apply(store, snap(stream("s", pub("1", True))))
+        store.prepare()
+        packed = store.render_gzip()
+        apply(store, snap(stream("s", pub("2", True))), changed={"s"})
+        assert store.render_gzip() is not packed  # a change is never served stale
+        store.prepare()
+        assert store.render_gzip() is store.render_gzip()
+        assert gzip.decompress(store.render_gzip()) == store.render()
 
     def test_change_in_one_region_rebuilds_consistently(self) -> None:
         store = MetricStore()
