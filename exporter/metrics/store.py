@@ -2,14 +2,15 @@
 
 kube-state-metrics' model (``metrics_store.go``, ``metrics_writer.go``) at 100,000 streams:
 
-- Each exported stream keeps one rendered line per per-stream family. A line is re-rendered
+- Each exported stream has one rendered line per per-stream family. A line is re-rendered
   only when the diff says the stream changed, a counter moved, or it dropped; a quiet stream
   costs a dict lookup per poll.
 - The body is grouped by family (HELP/TYPE once, families contiguous): for each family its
   header, then every region's block. A region's block of a family is the join of its streams'
   lines. Blocks of quiet regions are not kept as separate copies but as spans of the current
-  body: a new body copies them by ``memoryview`` slice, so only changed regions are re-joined
-  and the text exists once in memory (plus the lines it is made of).
+  body: a new body copies them by ``memoryview`` slice, so only changed regions are re-joined.
+  Lines, too, live only in the body once built (:mod:`exporter.metrics.blocks`): the text is
+  held once, which is what keeps 100k streams under 300 MB.
 - ``render()`` returns the cached body while nothing changed (O(1) per scrape) and builds the
   next one at most once per generation. ``render_gzip()`` deflates only blocks that changed
   (see :mod:`exporter.metrics.exposition`) and caches the member per generation.
@@ -23,216 +24,27 @@ from __future__ import annotations
 
 import threading
 import zlib
-from array import array
 from collections.abc import Collection, Mapping, Sequence
-from itertools import accumulate
 from typing import Any
 
-from exporter.metrics.exposition import (
-    crc32_combine,
-    deflate_block,
-    escape_label_value,
-    gzip_append,
-    gzip_member,
-    header,
-    label_pairs,
-    sample_line,
+from exporter.metrics.blocks import (
+    HEADERS,
+    HEADERS_DEFLATED,
+    REGION_COUNTERS,
+    SPECS,
+    STREAM_COUNTERS,
+    RegionBlocks,
+    render_families,
 )
-from exporter.metrics.families import (
-    REGION_FAMILIES,
-    STREAM_FAMILIES,
-    FamilySpec,
-    RegionFacts,
-    StreamFacts,
-)
-from exporter.model import Event, EventKind, RegionKey, Snapshot, Stream, SwitchoverReason
+from exporter.metrics.exposition import crc32_combine, deflate_block, gzip_append, gzip_member
+from exporter.metrics.families import REGION_FAMILIES, RegionFacts
+from exporter.model import Event, EventKind, RegionKey, Snapshot, SwitchoverReason
 
 __all__ = ["COUNTERS_FORMAT", "MetricStore"]
 
 #: Version tag of :meth:`MetricStore.export_counters` output.
 COUNTERS_FORMAT = 1
 
-_R = len(REGION_FAMILIES)
-_SPECS: tuple[FamilySpec[Any], ...] = (*REGION_FAMILIES, *STREAM_FAMILIES)
-_HEADERS: tuple[bytes, ...] = tuple(header(s.name, s.help, s.type) for s in _SPECS)
-# Each family header deflated once, with its CRC-32 (see MetricStore._deflated_blocks).
-_HEADERS_DEFLATED: tuple[tuple[bytes, int], ...] = tuple((deflate_block(h), zlib.crc32(h)) for h in _HEADERS)
-_NO_LINES: tuple[bytes, ...] = ()
-_STREAM_COUNTERS = 3  # switchovers, joins, losses
-
-
-def _render(specs: Sequence[FamilySpec[Any]], facts: object, scope: str) -> tuple[bytes, ...]:
-    """One chunk per family: every sample line of ``facts`` in that family."""
-    chunks = []
-    for spec in specs:
-        lines = []
-        for values, value in spec.samples(facts):
-            labels = scope + "," + label_pairs(spec.labels, values) if values else scope
-            lines.append(sample_line(spec.name, labels, value))
-        chunks.append(lines[0] if len(lines) == 1 else b"".join(lines))
-    return tuple(chunks)
-
-
-class _Entry:
-    """One exported stream: last seen version, counters, and where its lines are.
-
-    ``lines`` holds freshly rendered lines until the next body build copies them into the body;
-    from then on the lines live only there, found by ``slot`` (position in the region's block
-    order) and the region's per-family line lengths. Keeping them twice would cost as much
-    memory as the body itself.
-    """
-
-    __slots__ = ("dropped_at", "joins", "lines", "losses", "slot", "stream", "switchovers")
-
-    def __init__(self, stream: Stream, counters: Sequence[int], slot: int) -> None:
-        self.stream = stream
-        self.switchovers, self.joins, self.losses = counters
-        self.dropped_at: float | None = None
-        self.lines: tuple[bytes, ...] | None = None
-        self.slot = slot
-
-
-class _Region:
-    """Everything the store holds for one (account, region)."""
-
-    __slots__ = (
-        "built",
-        "counters",
-        "deflated",
-        "dirty",
-        "dropped",
-        "entries",
-        "facts",
-        "lengths",
-        "lines",
-        "order",
-        "pending",
-        "removed",
-        "restored_streams",
-        "scope",
-        "spans",
-    )
-
-    def __init__(
-        self, key: RegionKey, counters: Mapping[str, int], restored_streams: dict[str, list[int]]
-    ) -> None:
-        self.scope = f'account="{escape_label_value(key.account)}",region="{escape_label_value(key.region)}"'
-        self.entries: dict[str, _Entry] = {}
-        self.dropped: dict[str, float] = {}  # name -> taken_at of the confirming snapshot
-        self.counters: dict[str, int] = {name: int(counters.get(name, 0)) for name in _REGION_COUNTERS}
-        self.restored_streams = restored_streams
-        self.facts: RegionFacts | None = None
-        self.lines: tuple[bytes, ...] = _NO_LINES  # the region families' own lines
-        self.dirty = True
-        # Block layout as of the last body build: entries in block order, and per stream
-        # family the byte length of each entry's line(s) there.
-        self.order: list[_Entry] = []
-        self.built = 0
-        self.lengths: list[array[int]] = [array("I") for _ in STREAM_FAMILIES]
-        self.pending: set[int] = set()  # slots rendered since the last build (new ones included)
-        self.removed: set[int] = set()  # slots expired since the last build
-        # Where each family's block sits in the store's current body; None until first built.
-        self.spans: list[tuple[int, int]] | None = None
-        # Per family: this region's block deflated, and its CRC-32; None when it changed.
-        self.deflated: list[tuple[bytes, int] | None] = [None] * len(_SPECS)
-
-    def add(self, name: str, stream: Stream) -> _Entry:
-        counters = self.restored_streams.pop(name, None)
-        entry = _Entry(stream, counters if counters is not None else (0,) * _STREAM_COUNTERS, len(self.order))
-        self.order.append(entry)
-        self.entries[name] = entry
-        return entry
-
-    def render(self, entry: _Entry) -> None:
-        facts = StreamFacts(
-            stream=entry.stream,
-            online=entry.dropped_at is None,
-            switchovers=entry.switchovers,
-            joins=entry.joins,
-            losses=entry.losses,
-        )
-        scope = f'{self.scope},stream="{escape_label_value(entry.stream.name)}"'
-        entry.lines = _render(STREAM_FAMILIES, facts, scope)
-        self.pending.add(entry.slot)
-
-    def remove(self, name: str) -> None:
-        entry = self.entries.pop(name)
-        entry.lines = None
-        self.removed.add(entry.slot)
-
-    def parts(self, family: int, old: memoryview) -> tuple[list[bytes | memoryview], int]:
-        """The pieces of this region's block of ``family`` in the next body, and its length.
-
-        Unchanged runs of lines are slices of the current body; only rendered lines are new.
-        The Python work is proportional to the changed streams; the prefix sum runs in C.
-        """
-        if family < _R:
-            line = self.lines[family]
-            return [line], len(line)
-        index = family - _R
-        if not self.built:  # first build: every line is freshly rendered
-            fresh = [entry.lines[index] for entry in self.order if entry.lines is not None]
-            return list(fresh), sum(map(len, fresh))
-        base = self.spans[family][0] if self.spans is not None else 0
-        offsets = list(accumulate(self.lengths[index], initial=0))
-        parts: list[bytes | memoryview] = []
-        copied = 0  # end of the last copied old line, relative to the old block
-        size = 0
-        tail_done = False
-        for slot in sorted(self.pending | self.removed):
-            if slot >= self.built and not tail_done:
-                size += self._copy(parts, old, base + copied, base + offsets[-1])
-                tail_done = True
-            if slot < self.built:
-                size += self._copy(parts, old, base + copied, base + offsets[slot])
-                copied = offsets[slot + 1]
-            if slot in self.removed:
-                continue
-            lines = self.order[slot].lines
-            assert lines is not None  # pending slots hold rendered lines
-            parts.append(lines[index])
-            size += len(lines[index])
-        if not tail_done:
-            size += self._copy(parts, old, base + copied, base + offsets[-1])
-        return parts, size
-
-    @staticmethod
-    def _copy(parts: list[bytes | memoryview], old: memoryview, start: int, end: int) -> int:
-        if end > start:
-            parts.append(old[start:end])
-        return end - start
-
-    def settle(self) -> None:
-        """After a body build: new line lengths, compacted order, rendered lines dropped."""
-        pending, removed = self.pending, self.removed
-        for index, lengths in enumerate(self.lengths):
-            lengths.extend([0] * (len(self.order) - self.built))
-            for slot in pending:
-                lines = self.order[slot].lines
-                if lines is not None:
-                    lengths[slot] = len(lines[index])
-            if removed:
-                self.lengths[index] = array("I", (n for slot, n in enumerate(lengths) if slot not in removed))
-        for slot in pending:
-            self.order[slot].lines = None
-        if removed:
-            self.order = [entry for slot, entry in enumerate(self.order) if slot not in removed]
-            for slot, entry in enumerate(self.order):
-                entry.slot = slot
-        self.built = len(self.order)
-        pending.clear()
-        removed.clear()
-        self.dirty = False
-
-
-_REGION_COUNTERS = (
-    "failover",
-    "handover",
-    "publisher_joins",
-    "publisher_losses",
-    "stream_starts",
-    "stream_drops",
-)
 _EVENT_COUNTER = {
     EventKind.PUBLISHER_JOIN: "publisher_joins",
     EventKind.PUBLISHER_LOSS: "publisher_losses",
@@ -261,13 +73,13 @@ class MetricStore:
         self._cap = max_per_region
         self._retention = retention
         self._lock = threading.Lock()
-        self._regions: dict[RegionKey, _Region] = {}
-        self._order: list[_Region] = []
+        self._regions: dict[RegionKey, RegionBlocks] = {}
+        self._order: list[RegionBlocks] = []
         self._restored: dict[RegionKey, tuple[dict[str, int], dict[str, list[int]]]] = {}
         self._generation = 0
         self._body = b""
         self._body_generation = 0
-        self._emitted: list[bool] = [False] * len(_SPECS)
+        self._emitted: list[bool] = [False] * len(SPECS)
         self._gzip = gzip_member((), 0, 0)
         self._gzip_crc = 0
         self._gzip_generation = 0
@@ -383,7 +195,7 @@ class MetricStore:
                 if region is None:
                     self._restored[key] = (counters, streams)
                     continue
-                for name in _REGION_COUNTERS:
+                for name in REGION_COUNTERS:
                     region.counters[name] = max(region.counters[name], counters.get(name, 0))
                 for name, values in streams.items():
                     entry = region.entries.get(name)
@@ -400,14 +212,14 @@ class MetricStore:
 
     # -- apply helpers -------------------------------------------------------------------------
 
-    def _add_region(self, key: RegionKey) -> _Region:
+    def _add_region(self, key: RegionKey) -> RegionBlocks:
         counters, streams = self._restored.pop(key, ({}, {}))
-        region = _Region(key, counters, streams)
+        region = RegionBlocks(key, counters, streams)
         self._regions[key] = region
         self._order = [self._regions[k] for k in sorted(self._regions)]
         return region
 
-    def _count_events(self, region: _Region, events: Sequence[Event]) -> set[str]:
+    def _count_events(self, region: RegionBlocks, events: Sequence[Event]) -> set[str]:
         """Count events into region and stream counters; returns streams whose counters moved."""
         touched: set[str] = set()
         counters = region.counters
@@ -433,7 +245,7 @@ class MetricStore:
         return touched
 
     def _take_streams(
-        self, region: _Region, snapshot: Snapshot, changed: Collection[str], touched: set[str]
+        self, region: RegionBlocks, snapshot: Snapshot, changed: Collection[str], touched: set[str]
     ) -> tuple[tuple[int, int, int, int, int], set[str]]:
         """One pass over the snapshot: aggregates, and which streams need a new rendering."""
         render: set[str] = set()
@@ -464,7 +276,7 @@ class MetricStore:
                 render.add(name)
         return (len(snapshot.streams), redundant, without_master, publishers, unexported), render
 
-    def _set_region_facts(self, region: _Region, counts: tuple[int, int, int, int, int]) -> bool:
+    def _set_region_facts(self, region: RegionBlocks, counts: tuple[int, int, int, int, int]) -> bool:
         """Re-render the region's own families; True when their text changed."""
         c = region.counters
         streams, redundant, without_master, publishers, unexported = counts
@@ -481,13 +293,13 @@ class MetricStore:
             drops=c["stream_drops"],
         )
         region.facts = facts
-        lines = _render(REGION_FAMILIES, facts, region.scope)
+        lines = render_families(REGION_FAMILIES, facts, region.scope)
         if lines == region.lines:
             return False
         region.lines = lines
         return True
 
-    def _expire_region(self, region: _Region, now: float) -> int:
+    def _expire_region(self, region: RegionBlocks, now: float) -> int:
         if not region.dropped:
             return 0
         gone = [name for name, at in region.dropped.items() if now - at >= self._retention]
@@ -496,7 +308,7 @@ class MetricStore:
             region.remove(name)
         return len(gone)
 
-    def _touch(self, region: _Region) -> None:
+    def _touch(self, region: RegionBlocks) -> None:
         region.dirty = True
         self._generation += 1
 
@@ -514,7 +326,7 @@ class MetricStore:
         pieces: list[bytes | memoryview] = []
         position = 0
         spans: list[list[tuple[int, int]]] = [[] for _ in self._order]
-        for family, head in enumerate(_HEADERS):
+        for family, head in enumerate(HEADERS):
             blocks: list[tuple[list[bytes | memoryview], int]] = []
             for region in self._order:
                 if region.dirty or region.spans is None:
@@ -551,9 +363,9 @@ class MetricStore:
         for family, emitted in enumerate(self._emitted):
             if not emitted:
                 continue
-            head, head_crc = _HEADERS_DEFLATED[family]
+            head, head_crc = HEADERS_DEFLATED[family]
             deflated.append(head)
-            crc = crc32_combine(crc, head_crc, len(_HEADERS[family]))
+            crc = crc32_combine(crc, head_crc, len(HEADERS[family]))
             for region in self._order:
                 assert region.spans is not None  # set by _build_body
                 start, end = region.spans[family]
@@ -587,13 +399,13 @@ def _parse_counters(data: Mapping[str, Any]) -> dict[RegionKey, tuple[dict[str, 
         account, region = item.get("account"), item.get("region")
         if not isinstance(account, str) or not isinstance(region, str):
             raise ValueError(f"{where}: 'account' and 'region' must be strings")
-        counters = {name: _count(item.get(name, 0), f"{where}.{name}") for name in _REGION_COUNTERS}
+        counters = {name: _count(item.get(name, 0), f"{where}.{name}") for name in REGION_COUNTERS}
         streams_data = item.get("streams", {})
         if not isinstance(streams_data, Mapping):
             raise ValueError(f"{where}.streams must be an object")
         streams: dict[str, list[int]] = {}
         for name, values in streams_data.items():
-            if not isinstance(values, list) or len(values) != _STREAM_COUNTERS:
+            if not isinstance(values, list) or len(values) != STREAM_COUNTERS:
                 raise ValueError(f"{where}.streams[{name!r}] must be [switchovers, joins, losses]")
             streams[str(name)] = [_count(v, f"{where}.streams[{name!r}]") for v in values]
         parsed[RegionKey(account, region)] = (counters, streams)
