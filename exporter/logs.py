@@ -105,5 +105,6 @@ def configure_logging(
     root.addHandler(handler)
     root.setLevel(numeric)
     # httpx logs every request at INFO: that is our own api_requests_total, not news.
-    for noisy in ("httpx", "httpcore", "apscheduler.executors.default"):
+    # APScheduler announces every job it adds at INFO; our own "starting" line says it once.
+    for noisy in ("httpx", "httpcore", "apscheduler"):
         logging.getLogger(noisy).setLevel(max(numeric, logging.WARNING))

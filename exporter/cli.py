@@ -1,0 +1,340 @@
+"""Command line and composition root: the one place that builds and wires every part.
+
+Flags follow the Prometheus exporter conventions (dotted names, defaults shown in ``--help``).
+Everything is built fully before anything listens or polls, so a bad config or web config
+fails fast with exit code 1 and a message naming the key and line.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import platform
+import secrets
+import signal
+import sys
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TextIO
+
+import httpx
+import structlog
+
+from exporter import __version__
+from exporter.config import (
+    Config,
+    ConfigError,
+    demo_config,
+    describe_config,
+    load_config,
+    parse_config,
+)
+from exporter.credentials import Credential, Secret
+from exporter.events import EventLog
+from exporter.logs import FORMATS, LEVELS, configure_logging
+from exporter.metrics import HealthMetrics, MetricStore, metrics_source
+from exporter.scheduler.runner import Runner
+from exporter.simulator import Account as SimAccount
+from exporter.simulator import SimulatorServer, World
+from exporter.tencent.client import TencentClient
+from exporter.web.landing import LandingConfig
+from exporter.web.server import WebServer, WebSources
+from exporter.web.webconfig import WebConfig, WebConfigError, load_web_config
+
+__all__ = ["Flags", "check_config", "main", "parse_flags", "run", "version_text"]
+
+# --demo: a small fleet that changes every few seconds, so metrics move within a minute.
+_DEMO_STREAMS_PER_REGION = 12
+_DEMO_SEED = 2026
+_DEMO_TICK_SECONDS = 4.0
+
+_DESCRIPTION = """\
+Prometheus exporter for Tencent Cloud Live (CSS) master/backup push streams.
+
+Polls DescribeBackupStreamList per account and region within the account's API rate
+budget, detects master switchovers, lost backups and dropped streams, and serves
+them on /metrics. Try it without an account: tencent-live-exporter --demo
+"""
+
+_EPILOG = """\
+credentials: from the config file, or the environment variables the official SDKs use:
+  TENCENTCLOUD_SECRET_ID, TENCENTCLOUD_SECRET_KEY, TENCENTCLOUD_SESSION_TOKEN (or TENCENTCLOUD_TOKEN).
+
+web config (--web.config.file): the exporter-toolkit format shared by all Prometheus exporters,
+  https://github.com/prometheus/exporter-toolkit/blob/master/docs/web-configuration.md
+"""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Flags:
+    """The parsed command line, by SPEC section 3 name."""
+
+    config_file: Path | None
+    listen_address: str
+    telemetry_path: str
+    web_config_file: Path | None
+    log_level: str
+    log_format: str
+    demo: bool
+    check_config: bool
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="tencent-live-exporter",
+        description=_DESCRIPTION,
+        epilog=_EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    add = p.add_argument
+    add("--config.file", dest="config_file", type=Path, metavar="PATH", help="YAML configuration file.")
+    add(
+        "--web.listen-address",
+        dest="listen_address",
+        default=":9877",
+        metavar="HOST:PORT",
+        help="Address to serve /metrics and the landing page on. (default: %(default)s)",
+    )
+    add(
+        "--web.telemetry-path",
+        dest="telemetry_path",
+        default="/metrics",
+        metavar="PATH",
+        help="Path under which to expose metrics. (default: %(default)s)",
+    )
+    add(
+        "--web.config.file",
+        dest="web_config_file",
+        type=Path,
+        metavar="PATH",
+        help="exporter-toolkit web config: TLS and basic auth.",
+    )
+    add(
+        "--log.level",
+        dest="log_level",
+        default="info",
+        choices=list(LEVELS),
+        help="Only log lines at or above this level. (default: %(default)s)",
+    )
+    add(
+        "--log.format",
+        dest="log_format",
+        default="logfmt",
+        choices=list(FORMATS),
+        help="Log line format. (default: %(default)s)",
+    )
+    add(
+        "--demo", action="store_true", help="Run against the embedded simulator: no account or config needed."
+    )
+    add(
+        "--check-config",
+        dest="check_config",
+        action="store_true",
+        help="Validate the config (and web config), print what is wrong, exit 0 or 1.",
+    )
+    add("--version", action="store_true", help="Print version and exit.")
+    return p
+
+
+def parse_flags(argv: Sequence[str] | None = None) -> Flags | str:
+    """Parse the command line; returns the text to print instead when it is ``--version``."""
+    ns = _parser().parse_args(argv)
+    if ns.version:
+        return version_text()
+    if not ns.telemetry_path.startswith("/"):
+        _parser().error(f"--web.telemetry-path must start with '/': {ns.telemetry_path!r}")
+    return Flags(
+        config_file=ns.config_file,
+        listen_address=ns.listen_address,
+        telemetry_path=ns.telemetry_path,
+        web_config_file=ns.web_config_file,
+        log_level=ns.log_level,
+        log_format=ns.log_format,
+        demo=ns.demo,
+        check_config=ns.check_config,
+    )
+
+
+def version_text() -> str:
+    return (
+        f"tencent-live-exporter, version {__version__} "
+        f"(python {platform.python_version()}, {platform.system().lower()}/{platform.machine()})"
+    )
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Console entry point; returns the process exit code."""
+    parsed = parse_flags(argv)
+    if isinstance(parsed, str):
+        print(parsed)
+        return 0
+    if parsed.check_config:
+        return check_config(parsed, out=sys.stdout)
+    return run(parsed)
+
+
+def check_config(flags: Flags, *, out: TextIO) -> int:
+    """Run the very loaders the daemon uses, print the verdict, return 0 or 1."""
+    if flags.config_file is None and not flags.demo:
+        print("error: --check-config needs --config.file PATH", file=out)
+        return 1
+    ok = True
+    if flags.config_file is not None:
+        try:
+            config = load_config(flags.config_file)
+        except ConfigError as exc:
+            print(f"{flags.config_file}: invalid\n{exc}", file=out)
+            ok = False
+        else:
+            print(f"{flags.config_file}: OK ({describe_config(config)})", file=out)
+    if flags.web_config_file is not None:
+        try:
+            load_web_config(flags.web_config_file)
+        except WebConfigError as exc:
+            print(f"{flags.web_config_file}: invalid\n{exc}", file=out)
+            ok = False
+        else:
+            print(f"{flags.web_config_file}: OK", file=out)
+    return 0 if ok else 1
+
+
+def run(flags: Flags) -> int:
+    """Build everything, serve and poll until SIGTERM/SIGINT; 0 on a clean stop, 1 if startup fails."""
+    configure_logging(level=flags.log_level, fmt=flags.log_format)
+    log = structlog.get_logger("exporter")
+    demo: SimulatorServer | None = None
+    try:
+        if flags.demo:
+            demo, config = _start_demo()
+        else:
+            config = _load_daemon_config(flags)
+        web_config = load_web_config(flags.web_config_file) if flags.web_config_file else None
+    except (ConfigError, WebConfigError) as exc:
+        log.error("startup_failed", reason=str(exc))
+        return 1
+    # From here on every rendered log line is scrubbed of every configured secret.
+    configure_logging(level=flags.log_level, fmt=flags.log_format, secrets=_secret_values(config))
+    for warning in config.warnings:
+        log.warning("config_warning", detail=warning)
+    try:
+        return asyncio.run(_serve(flags, config, web_config, demo=demo))
+    finally:
+        if demo is not None:
+            demo.stop()
+
+
+def _load_daemon_config(flags: Flags) -> Config:
+    if flags.config_file is not None:
+        return load_config(flags.config_file)
+    # No file: one account from the SDK environment variables, all defaults.
+    return parse_config("accounts:\n", source="<environment>", base_dir=Path.cwd())
+
+
+def _secret_values(config: Config) -> list[str]:
+    return [value for account in config.accounts for value in account.credential.secret_values()]
+
+
+def _start_demo() -> tuple[SimulatorServer, Config]:
+    """The embedded simulator on a free loopback port, with a throwaway key pair."""
+    secret_id, secret_key = "AKIDdemo" + secrets.token_hex(8), secrets.token_hex(16)
+    world = World(
+        accounts=[SimAccount(secret_id=secret_id, secret_key=secret_key)],
+        streams_per_region=_DEMO_STREAMS_PER_REGION,
+        seed=_DEMO_SEED,
+        changes_per_step=2,
+    )
+    server = SimulatorServer(world, host="127.0.0.1", port=0, tick_seconds=_DEMO_TICK_SECONDS).start()
+    credential = Credential(secret_id=secret_id, secret_key=Secret(secret_key))
+    return server, demo_config(server.url, credential)
+
+
+async def _serve(
+    flags: Flags, config: Config, web_config: WebConfig | None, *, demo: SimulatorServer | None
+) -> int:
+    log = structlog.get_logger("exporter")
+    store = MetricStore(
+        per_stream_metrics=config.streams.per_stream_metrics,
+        max_per_region=config.streams.max_per_region,
+        retention=config.stream_retention,
+    )
+    health = HealthMetrics(__version__)
+    events = EventLog()
+    limits = httpx.Limits(max_connections=32, max_keepalive_connections=16)
+    async with httpx.AsyncClient(limits=limits, trust_env=False) as http:
+        clients = {
+            account.name: TencentClient(
+                http, endpoint=account.endpoint, credential=account.credential, timeout=config.request_timeout
+            )
+            for account in config.accounts
+        }
+        runner = Runner(config, clients=clients, store=store, health=health, events=events)
+        web = WebServer(
+            flags.listen_address,
+            telemetry_path=flags.telemetry_path,
+            sources=WebSources(
+                metrics=metrics_source(store, health),
+                events=events.recent,
+                ready=health.all_polled,
+                statuses=health.statuses,
+            ),
+            landing=LandingConfig(version=__version__),
+            web_config=web_config,
+        )
+        try:
+            web.start()
+        except OSError as exc:
+            log.error(
+                "startup_failed", reason=f"cannot listen on {flags.listen_address}: {exc.strerror or exc}"
+            )
+            return 1
+        log.info(
+            "starting",
+            version=__version__,
+            listen=flags.listen_address,
+            telemetry_path=flags.telemetry_path,
+            tls=bool(web_config and web_config.tls),
+            basic_auth=bool(web_config and web_config.users),
+            config=describe_config(config),
+            state_file=str(config.state_file) if config.state_file else None,
+        )
+        if demo is not None:
+            log.info(
+                "demo_running",
+                simulator=demo.url,
+                metrics=f"{web.url}{flags.telemetry_path}",
+                events=f"{web.url}/events",
+                landing=f"{web.url}/",
+                hint="the simulated fleet changes every few seconds; watch switchovers and drops appear",
+            )
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            with contextlib.suppress(NotImplementedError):
+                loop.add_signal_handler(sig, stop.set)
+        with contextlib.suppress(NotImplementedError):
+            loop.add_signal_handler(signal.SIGHUP, _reload_web_config, flags, web)
+        try:
+            await runner.start()
+            await stop.wait()
+            log.info("stopping", reason="signal")
+        finally:
+            await runner.stop()
+            web.stop()
+    log.info("stopped")
+    return 0
+
+
+def _reload_web_config(flags: Flags, web: WebServer) -> None:
+    """SIGHUP: re-read --web.config.file; a bad file keeps the one in force."""
+    log = structlog.get_logger("exporter")
+    if flags.web_config_file is None:
+        log.info("reload_skipped", reason="no --web.config.file")
+        return
+    try:
+        web.reload_web_config(load_web_config(flags.web_config_file))
+    except WebConfigError as exc:
+        log.error("web_config_reload_failed", reason=str(exc))
+    else:
+        log.info("web_config_reloaded", file=str(flags.web_config_file))
