@@ -15,7 +15,7 @@ from typing import Any, TextIO
 import structlog
 from structlog.typing import Processor
 
-__all__ = ["LEVELS", "FORMATS", "REDACTED", "RedactingRenderer", "configure_logging", "redact"]
+__all__ = ["FORMATS", "LEVELS", "REDACTED", "RedactingRenderer", "configure_logging", "redact"]
 
 LEVELS: Mapping[str, int] = {
     "debug": logging.DEBUG,

@@ -53,10 +53,6 @@ needs_binaries = pytest.mark.skipif(
     not (Path(PROMETHEUS).exists() and Path(ALERTMANAGER).exists()),
     reason="needs /usr/bin/prometheus and /usr/bin/prometheus-alertmanager (installed by .ci/run)",
 )
-needs_exporter = pytest.mark.skipif(
-    importlib.util.find_spec("exporter.app") is None,
-    reason="the exporter's composition root (exporter/app.py) is not built yet",
-)
 
 T = TypeVar("T")
 
@@ -409,7 +405,6 @@ def _received(sink: Any) -> dict[tuple[str, str], list[tuple[str, dict[str, Any]
 
 
 @needs_binaries
-@needs_exporter
 def test_expected_alerts_reach_the_pager(driven: Driven) -> None:
     expected = {
         ("TencentLiveStreamBackupLost", driven.streams["backup"]),
@@ -469,7 +464,6 @@ def _resolve_variables(prometheus: str, model: dict[str, Any]) -> dict[str, str]
 
 
 @needs_binaries
-@needs_exporter
 def test_every_dashboard_panel_query_returns_data(driven: Driven) -> None:
     queries: list[tuple[str, str]] = []
     for name, model in _dashboard_models().items():
@@ -491,7 +485,6 @@ def test_every_dashboard_panel_query_returns_data(driven: Driven) -> None:
 
 
 @needs_binaries
-@needs_exporter
 def test_stream_dashboard_shows_the_flapping_master(driven: Driven) -> None:
     """The master timeline has one series per master the stream had: the original plus each handover."""
     selector = f'account="{ACCOUNT}",region="{REGION}",stream="{driven.streams["flap"]}"'
@@ -509,7 +502,6 @@ def test_stream_dashboard_shows_the_flapping_master(driven: Driven) -> None:
 
 
 @needs_binaries
-@needs_exporter
 def test_exporter_metrics_are_scraped_under_the_documented_job(driven: Driven) -> None:
     result = _query(driven.prometheus, 'up{job="tencent-live-exporter"} == 1')
     assert len(result) == 1
