@@ -30,7 +30,7 @@ import time
 from collections import deque
 from collections.abc import AsyncIterator, Callable, Iterable
 from contextlib import asynccontextmanager, suppress
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 __all__ = ["SlidingWindowBudget", "Slot"]
 
@@ -47,6 +47,7 @@ class Slot:
     done: float | None = None
     sent: bool = False
     waited: float = 0.0
+    wake: asyncio.Event | None = field(default=None, repr=False)  # set when it may try again
 
     @property
     def end(self) -> float | None:
@@ -92,8 +93,12 @@ class SlidingWindowBudget:
         self._increase = float(increase) if increase is not None else max(1.0, self._rate / 10)
         self._decrease = float(decrease)
         self._effective = self._rate
-        self._slots: deque[Slot] = deque()  # planning order
-        self._changed: asyncio.Event | None = None  # set when a slot completes; made in the loop
+        # Sent requests still relevant to the window (in flight, or replied within a span),
+        # and planned ones waiting their turn, strictly first come first served. Only the head
+        # of the queue may send, so it is checked against ``_sent`` alone: at most ~N slots,
+        # however many requests are queued behind it.
+        self._sent: deque[Slot] = deque()
+        self._queue: deque[Slot] = deque()
         self._last_change = -math.inf  # last decrease or increase
         self._last_decrease = -math.inf
 
@@ -144,8 +149,14 @@ class SlidingWindowBudget:
     def next_delay(self) -> float:
         """Seconds until a new request could be sent, planning nothing (optimistic)."""
         now = self._clock()
-        slot = self._earliest(self._slots, now, pessimistic=False)
-        return max(0.0, (slot if slot is not None else now) - now)
+        return max(0.0, self._optimistic(now) - now)
+
+    def _optimistic(self, now: float) -> float:
+        """When a request planned now would go out if every reply came at once (a hint only)."""
+        count, _ = self._shape()
+        tail = list(self._sent)[-count:] + list(self._queue)[-count:]
+        at = self._earliest(tail, now, pessimistic=False)
+        return now if at is None else at
 
     def _earliest(self, before: Iterable[Slot], now: float, *, pessimistic: bool) -> float | None:
         """Earliest time >= ``now`` a request may be sent, given the requests planned before it.
@@ -183,34 +194,31 @@ class SlidingWindowBudget:
     def _prune(self, now: float) -> None:
         _, span = self._shape()
         horizon = now - span - self._margin
-        while self._slots:
-            end = self._slots[0].end
+        while self._sent:
+            end = self._sent[0].end
             if end is None or end > horizon:
                 break
-            self._slots.popleft()
+            self._sent.popleft()
 
     def plan(self) -> Slot:
-        """Plan a request: its slot, with ``at`` the earliest send time known now.
+        """Queue a request; ``at`` is a hint of when it may go out (``try_send`` decides).
 
-        The slot counts against later requests until ``release``; call ``try_send`` at ``at``.
+        The slot counts against later requests from when it is sent until ``window + margin``
+        after ``release``.
         """
         now = self._clock()
-        self._prune(now)
-        at = self._earliest(self._slots, now, pessimistic=False)
-        slot = Slot(at=now if at is None else at)
-        self._slots.append(slot)
+        slot = Slot(at=self._optimistic(now))
+        self._queue.append(slot)
         return slot
 
     def try_send(self, slot: Slot) -> float | None:
-        """Check a planned slot again at send time: ``0.0`` (marked sent), seconds to wait, or
-        ``None`` when earlier requests still in flight block it (wait for a ``release``)."""
+        """Check a planned slot at send time: ``0.0`` (now marked sent), seconds to wait, or
+        ``None`` when it must wait for a ``release`` or for the requests queued before it."""
+        if not self._queue or self._queue[0] is not slot:
+            return None
         now = self._clock()
-        earlier = []
-        for other in self._slots:
-            if other is slot:
-                break
-            earlier.append(other)
-        at = self._earliest(earlier, now, pessimistic=True)
+        self._prune(now)
+        at = self._earliest(self._sent, now, pessimistic=True)
         if at is None:
             return None
         if at > now:
@@ -218,29 +226,38 @@ class SlidingWindowBudget:
             return at - now
         slot.at = now
         slot.sent = True
+        self._queue.popleft()
+        self._sent.append(slot)
+        self._wake_head()
         return 0.0
 
     def release(self, slot: Slot) -> None:
         """The request's reply came (or it failed); a slot never sent is simply forgotten."""
         if slot.sent:
-            slot.done = self._clock()
+            if slot.done is None:
+                slot.done = self._clock()
         else:
             with suppress(ValueError):  # already forgotten
-                self._slots.remove(slot)
-        if self._changed is not None:
-            self._changed.set()
-            self._changed = None
+                self._queue.remove(slot)
+        self._wake_head()
+
+    def _wake_head(self) -> None:
+        if self._queue and self._queue[0].wake is not None:
+            self._queue[0].wake.set()
 
     def reserve(self) -> float:
         """Plan, send and complete a request at once; returns the delay before its send.
 
         The instant-reply case of the budget, for callers (and tests) that do not track
-        replies: a pure sliding window over send times.
+        replies: a pure sliding window over send times. It does not queue behind ``acquire``
+        callers, so use one style per budget.
         """
-        slot = self.plan()
-        slot.sent = True
-        slot.done = slot.at
-        return max(0.0, slot.at - self._clock())
+        now = self._clock()
+        self._prune(now)
+        at = self._earliest(self._sent, now, pessimistic=False)
+        at = now if at is None else at
+        self._sent.append(Slot(at=at, done=at, sent=True))
+        return at - now
 
     async def acquire(self) -> Slot:
         """Wait until a request may go out; the caller must ``release`` the slot after the reply.
@@ -258,9 +275,9 @@ class SlidingWindowBudget:
                     return slot
                 first = False
                 if delay is None:
-                    if self._changed is None:
-                        self._changed = asyncio.Event()
-                    await self._changed.wait()
+                    slot.wake = asyncio.Event()
+                    await slot.wake.wait()
+                    slot.wake = None
                 else:
                     await asyncio.sleep(delay)
         except BaseException:

@@ -285,6 +285,9 @@ class TestLatency:
                 else:
                     sends[i] = clock.now
                     at(clock.now + latencies[i % len(latencies)], "reply", i)
+                    for j in blocked:  # the next in line may go now
+                        at(clock.now, "try", j)
+                    blocked.clear()
             else:
                 budget.release(slots[i])
                 for j in blocked:
