@@ -220,7 +220,8 @@ class WebServer:
         """Base URL for clients on this host (loopback for wildcard listens)."""
         host = self._address.host
         if host in ("", "::", "0.0.0.0"):
-            host = "127.0.0.1" if self._address.family == socket.AF_INET else "::1"
+            # A wildcard listen answers on every loopback name; "localhost" is what people type.
+            host = "127.0.0.1" if self._address.family == socket.AF_INET else "localhost"
         if ":" in host:
             host = f"[{host}]"
         scheme = "https" if self._state.tls is not None else "http"
