@@ -444,6 +444,8 @@ class Runner:
                 self._dirty = True
         for event in result.events:
             self._log_event(event)
+        # Render the scrape bodies here, in the worker thread, rather than in the next scrape.
+        self._store.prepare()
         return result
 
     def _log_event(self, event: Event) -> None:
