@@ -261,7 +261,10 @@ async def _serve(
     )
     health = HealthMetrics(__version__)
     events = EventLog()
-    limits = httpx.Limits(max_connections=32, max_keepalive_connections=16)
+    # Keep-alive for a whole second's worth of requests: a budget burst must not pay new
+    # TCP/TLS handshakes (which also skews arrival times against the sliding window).
+    burst = int(sum(account.rate_limit for account in config.accounts)) + 8
+    limits = httpx.Limits(max_connections=burst, max_keepalive_connections=burst)
     async with httpx.AsyncClient(limits=limits, trust_env=False) as http:
         clients = {
             account.name: TencentClient(

@@ -105,6 +105,8 @@ def configure_logging(
     root.addHandler(handler)
     root.setLevel(numeric)
     # httpx logs every request at INFO: that is our own api_requests_total, not news.
-    # APScheduler announces every job it adds at INFO; our own "starting" line says it once.
-    for noisy in ("httpx", "httpcore", "apscheduler"):
+    for noisy in ("httpx", "httpcore"):
         logging.getLogger(noisy).setLevel(max(numeric, logging.WARNING))
+    # APScheduler announces every job at INFO and warns on every skipped run, which the
+    # runner already reports as poll_late (log line and tencent_live_polls_late_total).
+    logging.getLogger("apscheduler").setLevel(max(numeric, logging.ERROR))

@@ -440,6 +440,7 @@ class Runner:
                 or result.dropped
                 or previous is None
                 or previous.absent != result.state.absent
+                or previous.seen_scope != result.state.seen_scope
             ):
                 self._dirty = True
         for event in result.events:

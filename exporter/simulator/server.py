@@ -21,6 +21,9 @@ __all__ = ["SimulatorServer"]
 
 
 class _HTTPServer(ThreadingHTTPServer):
+    # A burst of new connections (20 requests in a second, several accounts) overflows the
+    # socketserver default backlog of 5 and turns into connect delays or resets.
+    request_queue_size = 128
     daemon_threads = True
     # Keep-alive clients may hold a handler thread idle; stop() must not wait for them.
     block_on_close = False
