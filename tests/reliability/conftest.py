@@ -8,7 +8,7 @@ exposition, parsed with ``prometheus_client.parser``.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,7 +20,7 @@ import structlog
 from prometheus_client.parser import text_string_to_metric_families
 
 from exporter.config import AccountConfig, Config
-from exporter.credentials import Credential, Secret
+from exporter.credentials import Credential
 from exporter.events import EventLog
 from exporter.metrics.health import HealthMetrics
 from exporter.metrics.store import MetricStore
@@ -161,4 +161,4 @@ def _reset_structlog() -> Iterator[None]:
     structlog.reset_defaults()
 
 
-__all__ = ["Kit", "Rig", "Secret"]
+__all__ = ["Kit", "Rig"]

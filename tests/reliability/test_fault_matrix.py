@@ -51,10 +51,7 @@ class Case:
 
 CASES = (
     *(Case(c, Fault(kind=FaultKind.ERROR, code=c), c) for c in (*ACTION_CODES, *COMMON_CODES)),
-    *(
-        Case(f"http-{s}", Fault(kind=FaultKind.HTTP_STATUS, status=s), "HTTPError")
-        for s in (500, 502, 503)
-    ),
+    *(Case(f"http-{s}", Fault(kind=FaultKind.HTTP_STATUS, status=s), "HTTPError") for s in (500, 502, 503)),
     Case("html-body", Fault(kind=FaultKind.HTML), "BadResponse"),
     Case("truncated-json", Fault(kind=FaultKind.TRUNCATED), "BadResponse"),
     Case("wrong-shape", Fault(kind=FaultKind.WRONG_SHAPE), "BadResponse"),
