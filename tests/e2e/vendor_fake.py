@@ -191,7 +191,7 @@ def expected_signature(
     return hmac.new(key, string_to_sign.encode("utf-8"), hashlib.sha256).hexdigest()
 
 
-class _Reject(Exception):  # noqa: N818 - a reply, not a bug
+class _Reject(Exception):
     def __init__(self, code: str, message: str) -> None:
         super().__init__(message)
         self.code = code
@@ -248,7 +248,7 @@ class VendorFake:
                 self.end_headers()
                 self.wfile.write(body)
 
-            def log_message(self, format: str, *args: object) -> None:  # noqa: A002 - stdlib name
+            def log_message(self, format: str, *args: object) -> None:
                 return
 
         class Server(ThreadingHTTPServer):
@@ -415,11 +415,12 @@ class VendorFake:
         if date != datetime.fromtimestamp(timestamp, UTC).strftime("%Y-%m-%d") or service != SERVICE:
             raise _Reject("AuthFailure.SignatureFailure", "credential scope does not match the request")
         signed_headers = signed.split(";")
+        present = {k.lower() for k in headers}
         if (
             "content-type" not in signed_headers
             or "host" not in signed_headers
             or signed_headers != sorted(signed_headers)
-            or any(name != name.lower() or name not in {k.lower() for k in headers} for name in signed_headers)
+            or any(n not in present or n != n.lower() for n in signed_headers)
         ):
             raise _Reject("AuthFailure.SignatureFailure", "SignedHeaders must list content-type and host")
         want = expected_signature(
