@@ -122,6 +122,12 @@ class MetricStore:
             if self._set_region_facts(region, facts_counts) or render or expired:
                 self._touch(region)
 
+    def unexported(self, key: RegionKey) -> int:
+        """Streams of a region left without per-stream series by ``max_per_region`` at its last apply."""
+        with self._lock:
+            region = self._regions.get(key)
+            return region.facts.unexported if region is not None and region.facts is not None else 0
+
     def expire(self, now: float) -> int:
         """Forget dropped streams whose retention has passed; returns how many went."""
         with self._lock:

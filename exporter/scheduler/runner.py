@@ -17,7 +17,7 @@ import asyncio
 import random
 import threading
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -116,6 +116,7 @@ class Runner:
         self._lock = threading.Lock()  # region states + store + event log, see module docstring
         self._states: dict[RegionKey, RegionState] = {}
         self._dirty = False
+        self._unexported: dict[RegionKey, int] = {}
         self._last_error: dict[RegionKey, str] = {}
         self._save_lock = asyncio.Lock()
         self._scheduler: AsyncIOScheduler | None = None
@@ -445,9 +446,45 @@ class Runner:
                 self._dirty = True
         for event in result.events:
             self._log_event(event)
+        self._log_anomalies(snapshot, result.changed)
+        self._log_cap(key)
         # Render the scrape bodies here, in the worker thread, rather than in the next scrape.
         self._store.prepare()
         return result
+
+    def _log_anomalies(self, snapshot: Snapshot, changed: Collection[str]) -> None:
+        """Vendor groups that break the one-master rule, logged once when they change."""
+        for name in sorted(changed):
+            stream = snapshot.streams.get(name)
+            if stream is None:
+                continue
+            masters = sum(1 for p in stream.publishers if p.is_master)
+            problem = _group_problem(len(stream.publishers), masters)
+            if problem is not None:
+                self._log.info(
+                    "stream_anomaly",
+                    account=snapshot.account,
+                    region=snapshot.region,
+                    stream=name,
+                    problem=problem,
+                    publishers=len(stream.publishers),
+                    masters=masters,
+                )
+
+    def _log_cap(self, key: RegionKey) -> None:
+        """Say when max_per_region starts or stops hiding streams, not on every poll."""
+        unexported = self._store.unexported(key)
+        if unexported == self._unexported.get(key, 0):
+            return
+        self._unexported[key] = unexported
+        self._log.warning(
+            "per_stream_series_capped",
+            account=key.account,
+            region=key.region,
+            unexported=unexported,
+            max_per_region=self._config.streams.max_per_region,
+            metric="tencent_live_region_streams_unexported",
+        )
 
     def _log_event(self, event: Event) -> None:
         fields: dict[str, str] = {}
@@ -515,3 +552,13 @@ def _interleave(accounts: Sequence[AccountConfig]) -> tuple[RegionKey, ...]:
             if i < len(account.regions):
                 keys.append(RegionKey(account.name, account.regions[i]))
     return tuple(keys)
+
+
+def _group_problem(publishers: int, masters: int) -> str | None:
+    if publishers == 0:
+        return "no_publishers"
+    if masters == 0:
+        return "no_master"
+    if masters > 1:
+        return "several_masters"
+    return None

@@ -393,3 +393,42 @@ class TestLifecycle:
                 assert line["log_level"] == "warning" and line["account"] == "prod"
 
         run(main())
+
+
+class TestOperatorLogs:
+    def test_odd_vendor_groups_are_logged_once_when_they_change(self, vendor) -> None:
+        vendor.set_stream("ap-guangzhou", "two-masters", ("1", True), ("2", True))
+        vendor.set_stream("ap-guangzhou", "no-master", ("3", False))
+        vendor.set_stream("ap-guangzhou", "empty")
+        vendor.set_stream("ap-guangzhou", "fine", ("4", True), ("5", False))
+
+        async def main() -> None:
+            async with harness(vendor) as h:
+                with capture_logs() as logs:
+                    await h.runner.run_cycle()
+                    await h.runner.run_cycle()  # unchanged: nothing new to say
+                found = sorted((e["stream"], e["problem"]) for e in logs if e["event"] == "stream_anomaly")
+                assert found == [
+                    ("empty", "no_publishers"),
+                    ("no-master", "no_master"),
+                    ("two-masters", "several_masters"),
+                ]
+
+        run(main())
+
+    def test_max_per_region_says_so_once_per_change(self, vendor) -> None:
+        for name in ("a", "b", "c"):
+            vendor.set_stream("ap-guangzhou", name, A)
+
+        async def main() -> None:
+            async with harness(vendor, store=MetricStore(max_per_region=2)) as h:
+                with capture_logs() as logs:
+                    await h.runner.run_cycle()
+                    await h.runner.run_cycle()
+                capped = [e for e in logs if e["event"] == "per_stream_series_capped"]
+                assert [(e["unexported"], e["log_level"]) for e in capped] == [(1, "warning")]
+                labels = {"account": "prod", "region": "ap-guangzhou"}
+                assert h.metric("tencent_live_region_streams_unexported", **labels) == 1
+                assert h.metric("tencent_live_region_streams", **labels) == 3
+
+        run(main())
