@@ -91,8 +91,11 @@ def make_config(
     request_timeout: float = 2.0,
     drop_confirmations: int = 2,
     state_file: Path | None = None,
+    rate_limit: float = 20.0,
 ) -> Config:
-    account = AccountConfig(name=ACCOUNT, credential=credential, regions=(REGION,), endpoint=endpoint)
+    account = AccountConfig(
+        name=ACCOUNT, credential=credential, regions=(REGION,), endpoint=endpoint, rate_limit=rate_limit
+    )
     return Config(
         poll_interval=15.0,
         request_timeout=request_timeout,
@@ -111,9 +114,14 @@ async def open_rig(
     drop_confirmations: int = 2,
     keepalive: bool = True,
     retry: RetryPolicy = FAST_RETRY,
+    rate_limit: float = 20.0,
 ) -> AsyncIterator[Rig]:
     config = make_config(
-        server.url, credential, request_timeout=request_timeout, drop_confirmations=drop_confirmations
+        server.url,
+        credential,
+        request_timeout=request_timeout,
+        drop_confirmations=drop_confirmations,
+        rate_limit=rate_limit,
     )
     limits = httpx.Limits(max_keepalive_connections=None if keepalive else 0)
     async with httpx.AsyncClient(limits=limits, trust_env=False) as http:
