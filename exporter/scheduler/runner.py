@@ -27,6 +27,7 @@ from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
 from exporter.config import AccountConfig, Config
 from exporter.diff import DiffResult, DiffRules, RegionState, diff
+from exporter.events import event_to_dict
 from exporter.model import Event, RegionKey, Snapshot
 from exporter.parse import parse_snapshot
 from exporter.scheduler.budget import SlidingWindowBudget
@@ -487,21 +488,10 @@ class Runner:
         )
 
     def _log_event(self, event: Event) -> None:
-        fields: dict[str, str] = {}
-        if event.reason is not None:
-            fields["reason"] = str(event.reason)
-        if event.from_ is not None:
-            fields["from"] = event.from_
-        if event.to is not None:
-            fields["to"] = event.to
-        self._log.info(
-            "stream_event",
-            kind=str(event.kind),
-            account=event.account,
-            region=event.region,
-            stream=event.stream,
-            **fields,
-        )
+        """The same fields as on /events; the log line carries its own timestamp."""
+        fields = event_to_dict(event)
+        del fields["time"]
+        self._log.info("stream_event", **fields)
 
     def _succeeded(self, key: RegionKey, snapshot: Snapshot) -> None:
         self._health.poll_succeeded(key, self._clock(), len(snapshot.streams))
