@@ -14,7 +14,8 @@ import platform
 import secrets
 import signal
 import sys
-from collections.abc import Sequence
+import time
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TextIO
@@ -35,7 +36,7 @@ from exporter.credentials import Credential, Secret
 from exporter.events import EventLog
 from exporter.logs import FORMATS, LEVELS, configure_logging
 from exporter.metrics import HealthMetrics, MetricStore, metrics_source
-from exporter.scheduler.runner import Runner
+from exporter.scheduler.runner import RetryPolicy, Runner
 from exporter.simulator import Account as SimAccount
 from exporter.simulator import SimulatorServer, World
 from exporter.tencent.client import TencentClient
@@ -43,7 +44,17 @@ from exporter.web.landing import LandingConfig
 from exporter.web.server import WebServer, WebSources
 from exporter.web.webconfig import WebConfig, WebConfigError, load_web_config
 
-__all__ = ["Flags", "check_config", "main", "parse_flags", "run", "version_text"]
+__all__ = [
+    "Flags",
+    "Pipeline",
+    "build_pipeline",
+    "check_config",
+    "http_limits",
+    "main",
+    "parse_flags",
+    "run",
+    "version_text",
+]
 
 # --demo: a small fleet that changes every few seconds, so metrics move within a minute.
 _DEMO_STREAMS_PER_REGION = 12
@@ -250,38 +261,72 @@ def _start_demo() -> tuple[SimulatorServer, Config]:
     return server, demo_config(server.url, credential)
 
 
-async def _serve(
-    flags: Flags, config: Config, web_config: WebConfig | None, *, demo: SimulatorServer | None
-) -> int:
-    log = structlog.get_logger("exporter")
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Pipeline:
+    """The polling half of the daemon: what the runner writes and the web layer reads."""
+
+    store: MetricStore
+    health: HealthMetrics
+    events: EventLog
+    runner: Runner
+
+    def web_sources(self) -> WebSources:
+        return WebSources(
+            metrics=metrics_source(self.store, self.health),
+            events=self.events.recent,
+            ready=self.health.all_polled,
+            statuses=self.health.statuses,
+        )
+
+
+def http_limits(config: Config) -> httpx.Limits:
+    """Keep-alive for a whole second's worth of requests.
+
+    A budget burst must not pay new TCP/TLS handshakes, which also skew arrival times
+    against the sliding window the vendor counts.
+    """
+    burst = int(sum(account.rate_limit for account in config.accounts)) + 8
+    return httpx.Limits(max_connections=burst, max_keepalive_connections=burst)
+
+
+def build_pipeline(
+    config: Config,
+    http: httpx.AsyncClient,
+    *,
+    clock: Callable[[], float] = time.time,
+    retry: RetryPolicy | None = None,
+) -> Pipeline:
+    """Store, health, event log, one client per account and the runner, wired as the daemon does."""
     store = MetricStore(
         per_stream_metrics=config.streams.per_stream_metrics,
         max_per_region=config.streams.max_per_region,
         retention=config.stream_retention,
     )
-    health = HealthMetrics(__version__)
+    health = HealthMetrics(__version__, clock=clock)
     events = EventLog()
-    # Keep-alive for a whole second's worth of requests: a budget burst must not pay new
-    # TCP/TLS handshakes (which also skews arrival times against the sliding window).
-    burst = int(sum(account.rate_limit for account in config.accounts)) + 8
-    limits = httpx.Limits(max_connections=burst, max_keepalive_connections=burst)
-    async with httpx.AsyncClient(limits=limits, trust_env=False) as http:
-        clients = {
-            account.name: TencentClient(
-                http, endpoint=account.endpoint, credential=account.credential, timeout=config.request_timeout
-            )
-            for account in config.accounts
-        }
-        runner = Runner(config, clients=clients, store=store, health=health, events=events)
+    clients = {
+        account.name: TencentClient(
+            http, endpoint=account.endpoint, credential=account.credential, timeout=config.request_timeout
+        )
+        for account in config.accounts
+    }
+    runner = Runner(
+        config, clients=clients, store=store, health=health, events=events, clock=clock, retry=retry
+    )
+    return Pipeline(store=store, health=health, events=events, runner=runner)
+
+
+async def _serve(
+    flags: Flags, config: Config, web_config: WebConfig | None, *, demo: SimulatorServer | None
+) -> int:
+    log = structlog.get_logger("exporter")
+    async with httpx.AsyncClient(limits=http_limits(config), trust_env=False) as http:
+        pipeline = build_pipeline(config, http)
+        runner = pipeline.runner
         web = WebServer(
             flags.listen_address,
             telemetry_path=flags.telemetry_path,
-            sources=WebSources(
-                metrics=metrics_source(store, health),
-                events=events.recent,
-                ready=health.all_polled,
-                statuses=health.statuses,
-            ),
+            sources=pipeline.web_sources(),
             landing=LandingConfig(version=__version__),
             web_config=web_config,
         )
