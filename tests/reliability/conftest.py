@@ -8,7 +8,14 @@ exposition, parsed with ``prometheus_client.parser``.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Iterator
+import os
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -29,6 +36,7 @@ from exporter.scheduler.runner import RetryPolicy, Runner
 from exporter.simulator import SimulatorServer
 from exporter.tencent.client import TencentClient
 
+REPO = Path(__file__).resolve().parents[2]
 ACCOUNT = "prod"
 REGION = "ap-guangzhou"
 KEY = RegionKey(ACCOUNT, REGION)
@@ -115,10 +123,12 @@ async def open_rig(
     keepalive: bool = True,
     retry: RetryPolicy = FAST_RETRY,
     rate_limit: float = 20.0,
+    state_file: Path | None = None,
 ) -> AsyncIterator[Rig]:
     config = make_config(
         server.url,
         credential,
+        state_file=state_file,
         request_timeout=request_timeout,
         drop_confirmations=drop_confirmations,
         rate_limit=rate_limit,
@@ -145,6 +155,88 @@ def run(coro: Any) -> Any:
     return asyncio.run(coro)
 
 
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def wait_for(condition: Callable[[], Any], *, timeout: float = 10.0, what: str = "condition") -> Any:
+    """Poll ``condition`` until it returns something truthy; fail after ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    while True:
+        result = condition()
+        if result:
+            return result
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+        time.sleep(0.02)  # a poll interval of the wait, not a wait for the event itself
+
+
+class Daemon:
+    """``python -m exporter`` as a subprocess on a free loopback port, its output kept in files."""
+
+    def __init__(self, workdir: Path, args: list[str], env: dict[str, str] | None = None) -> None:
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.workdir = workdir
+        self._out = tempfile.NamedTemporaryFile(dir=workdir, prefix="stdout-", delete=False)  # noqa: SIM115
+        self._err = tempfile.NamedTemporaryFile(dir=workdir, prefix="stderr-", delete=False)  # noqa: SIM115
+        base = {k: v for k, v in os.environ.items() if not k.startswith("TENCENTCLOUD_")}
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "exporter", *args, "--web.listen-address", f"127.0.0.1:{self.port}"],
+            stdout=self._out,
+            stderr=self._err,
+            stdin=subprocess.DEVNULL,
+            env={**base, **(env or {})},
+            cwd=REPO,
+        )
+
+    @property
+    def stdout(self) -> str:
+        return Path(self._out.name).read_text(encoding="utf-8", errors="replace")
+
+    @property
+    def stderr(self) -> str:
+        return Path(self._err.name).read_text(encoding="utf-8", errors="replace")
+
+    def get(self, path: str) -> httpx.Response:
+        return httpx.get(self.url + path, timeout=5.0)
+
+    def _ready(self) -> bool:
+        if self.proc.poll() is not None:
+            raise AssertionError(f"exporter exited with {self.proc.returncode}:\n{self.stderr}")
+        try:
+            return self.get("/readyz").status_code == 200
+        except httpx.TransportError:
+            return False
+
+    def wait_ready(self, timeout: float = 15.0) -> None:
+        wait_for(self._ready, timeout=timeout, what="/readyz 200")
+
+    def samples(self) -> Samples:
+        response = self.get("/metrics")
+        response.raise_for_status()
+        return parse_samples(response.content)
+
+    def value(self, name: str, **labels: str) -> float | None:
+        return self.samples().get((name, frozenset(labels.items())))
+
+    def terminate(self, timeout: float = 5.0) -> int:
+        self.proc.send_signal(signal.SIGTERM)
+        return self.proc.wait(timeout=timeout)
+
+    def kill(self) -> None:
+        self.proc.kill()
+        self.proc.wait(timeout=5.0)
+
+    def close(self) -> None:
+        if self.proc.poll() is None:
+            self.kill()
+        self._out.close()
+        self._err.close()
+
+
 class Kit:
     """The helpers above as one fixture (importlib mode: test modules cannot import conftest)."""
 
@@ -156,6 +248,8 @@ class Kit:
     parse_samples = staticmethod(parse_samples)
     make_config = staticmethod(make_config)
     run = staticmethod(run)
+    wait_for = staticmethod(wait_for)
+    Daemon = Daemon
 
 
 @pytest.fixture
@@ -169,4 +263,19 @@ def _reset_structlog() -> Iterator[None]:
     structlog.reset_defaults()
 
 
-__all__ = ["Kit", "Rig"]
+__all__ = ["Daemon", "Kit", "Rig"]
+
+
+@pytest.fixture
+def daemons(tmp_path: Path) -> Iterator[Callable[..., Daemon]]:
+    """Start exporter subprocesses; every one still running is killed at teardown."""
+    started: list[Daemon] = []
+
+    def start(args: list[str], env: dict[str, str] | None = None) -> Daemon:
+        daemon = Daemon(tmp_path, args, env)
+        started.append(daemon)
+        return daemon
+
+    yield start
+    for daemon in started:
+        daemon.close()
