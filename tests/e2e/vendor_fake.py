@@ -338,6 +338,11 @@ class VendorFake:
         with self._lock:
             return max_in_window(self._arrivals.get(secret_id, []), window)
 
+    def ok_counts(self) -> Counter[tuple[str, str]]:
+        """Successful replies per (SecretId, region)."""
+        with self._lock:
+            return Counter((r.secret_id, r.region) for r in self.records if r.code == "OK")
+
     def regions_served(self, secret_id: str) -> set[str]:
         with self._lock:
             return {r.region for r in self.records if r.secret_id == secret_id and r.code == "OK"}
