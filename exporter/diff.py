@@ -21,6 +21,9 @@ Choices the SPEC leaves open, decided here:
   sequences of consecutive versions of a stream, so the loss is counted in the snapshot where
   the old master disappeared; a master that left during a masterless spell was counted then
   and is not counted again when the new master appears.
+- **A master regained after a masterless spell** is a ``failover`` switchover from the last
+  known master whenever the stream had one, even if that same publisher is master again: the
+  previous snapshot had no master, so there was nothing to hand over from (SPEC precise rules).
 - **Two masters** in one group: ``Stream.master`` takes the first, so a vendor glitch is at
   worst a spurious handover, never a crash. **Zero publishers**: online, masterless.
 - **Event order** is deterministic: by stream name, then :data:`KIND_ORDER`, then sequences.
@@ -162,8 +165,8 @@ class _Builder:
         if master is not None:
             to = master.upstream_sequence
             previous = self._prev.last_master.get(name)
-            if previous is not None and previous != to:
-                reason = SwitchoverReason.HANDOVER if previous in new_seqs else SwitchoverReason.FAILOVER
+            reason = _switchover_reason(previous, to, regained=old.master is None, present=new_seqs)
+            if reason is not None:
                 self._event(name, EventKind.SWITCHOVER, reason=reason, from_=previous, to=to)
             if previous != to:
                 self._set_master(name, to)
@@ -258,6 +261,24 @@ class _Builder:
                 to=to,
             )
         )
+
+
+def _switchover_reason(
+    previous: str | None, to: str, *, regained: bool, present: frozenset[str]
+) -> SwitchoverReason | None:
+    """SPEC section 5: compare with the previous snapshot's master, where "none" counts as gone.
+
+    A stream that regains a master after a masterless spell is a failover whenever it had a
+    master before, whoever the new master is (the previous snapshot had no master to hand
+    over from); a stream whose first master appears is no switchover.
+    """
+    if previous is None:
+        return None
+    if regained:
+        return SwitchoverReason.FAILOVER
+    if previous == to:
+        return None
+    return SwitchoverReason.HANDOVER if previous in present else SwitchoverReason.FAILOVER
 
 
 def _event_order(event: Event) -> tuple[str, int, str, str]:

@@ -175,12 +175,18 @@ CASES: list[tuple[str, list[Step], int, list[list[Row]]]] = [
         2,
         [[], [loss(S, "A")], [sw(S, "failover", "A", "B")]],
     ),
-    ("master, masterless, same master: nothing", [{S: "A* B"}, {S: "A B"}, {S: "A* B"}], 2, [[], [], []]),
+    # SPEC: gaining a master after having none is a failover whenever it had a master before.
     (
-        "master, masterless, old master present",
+        "master, masterless, same master again: failover",
+        [{S: "A* B"}, {S: "A B"}, {S: "A* B"}],
+        2,
+        [[], [], [sw(S, "failover", "A", "A")]],
+    ),
+    (
+        "master, masterless, old master present: failover",
         [{S: "A* B"}, {S: "A B"}, {S: "A B*"}],
         2,
-        [[], [], [sw(S, "handover", "A", "B")]],
+        [[], [], [sw(S, "failover", "A", "B")]],
     ),
     ("zero publishers stays online", [{S: "A*"}, {S: ""}, {S: ""}, {S: ""}], 2, [[], [loss(S, "A")], [], []]),
     # Two masters: the first flagged one counts.

@@ -149,8 +149,9 @@ def _compare(life: _Life, k: int, name: str, old: Stream, new: Stream) -> None:
     old_seqs = {p.upstream_sequence for p in old.publishers}
     new_seqs = {p.upstream_sequence for p in new.publishers}
     master = _master(new)
-    if master is not None and life.last_master is not None and master != life.last_master:
-        reason = "handover" if life.last_master in new_seqs else "failover"
+    regained = _master(old) is None
+    if master is not None and life.last_master is not None and (regained or master != life.last_master):
+        reason = "failover" if regained or life.last_master not in new_seqs else "handover"
         life.out.append((k, (name, "switchover", reason, life.last_master, master)))
     life.out.extend((k, (name, "publisher_join", None, None, s)) for s in new_seqs - old_seqs)
     life.out.extend((k, (name, "publisher_loss", None, s, None)) for s in old_seqs - new_seqs)
