@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from exporter import __version__
-from tests.e2e.harness import REPO, Exporter, await_condition
+from tests.e2e.harness import REPO, Exporter, await_condition, exporter_env
 from tests.e2e.vendor_fake import Group, Listing, Pub, VendorFake
 
 SPEC_FLAGS = (
@@ -36,10 +36,14 @@ SID, KEY, TOKEN = "AKIDcliEnvOnly000000001", "cli-env-only-secret-key-0001", "cl
 def run_cli(
     *args: str, env: dict[str, str] | None = None, timeout: float = 30
 ) -> subprocess.CompletedProcess[str]:
-    proc = Exporter(*args, env=env)
-    argv = [a for a in proc.args if a != "--web.listen-address" and not a.startswith("127.0.0.1:")]
     return subprocess.run(
-        argv, env=proc.env, cwd=REPO, capture_output=True, text=True, timeout=timeout, check=False
+        [sys.executable, "-m", "exporter", *args],
+        env=exporter_env(env),
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
     )
 
 
@@ -111,6 +115,12 @@ def test_check_config_bad_web_config(tmp_path: Path) -> None:
     assert result.returncode == 1
     assert str(web) in result.stdout
     assert "Traceback" not in result.stdout + result.stderr
+
+
+@pytest.mark.parametrize("level", ["debug", "info", "warn", "error"])
+def test_spec_log_levels_accepted(level: str) -> None:
+    result = run_cli("--log.level", level, "--log.format", "json", "--version")
+    assert result.returncode == 0, result.stderr
 
 
 def test_unknown_log_level_rejected() -> None:

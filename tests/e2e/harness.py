@@ -43,6 +43,7 @@ __all__ = [
     "Metrics",
     "Stack",
     "await_condition",
+    "exporter_env",
     "free_port",
     "promtool_check",
     "stack",
@@ -190,6 +191,12 @@ def await_condition(check: Callable[[], T | None], *, timeout: float = 15.0, wha
     raise AssertionError(f"timed out after {timeout}s waiting for {what} (last: {last!r})")
 
 
+def exporter_env(extra: dict[str, str] | None = None) -> dict[str, str]:
+    """The test's environment without any ambient Tencent credentials, plus ``extra``."""
+    base = {k: v for k, v in os.environ.items() if not k.startswith("TENCENTCLOUD_")}
+    return {**base, **(extra or {}), "PYTHONPATH": str(REPO)}
+
+
 def free_port() -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
         sock.bind(("127.0.0.1", 0))
@@ -224,8 +231,7 @@ class Exporter:
             f"127.0.0.1:{self.port}",
             *args,
         ]
-        base = {k: v for k, v in os.environ.items() if not k.startswith("TENCENTCLOUD_")}
-        self.env = {**base, **(env or {}), "PYTHONPATH": str(REPO)}
+        self.env = exporter_env(env)
         self.proc: subprocess.Popen[str] | None = None
         self.out = ""
         self.err = ""
