@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from .harness import Clock, Metrics, stack
+from .harness import Clock, Exporter, Metrics, stack
 from .vendor_fake import Group, Listing, Pub, VendorFake
 
 SID, KEY = "AKIDrestartE2E000000001", "restart-e2e-secret-key-0001"
@@ -122,9 +122,9 @@ def test_corrupt_state_file_is_a_fresh_start(tmp_path: Path, fake: VendorFake) -
 def test_stream_counters_count_the_first_poll_after_restart(tmp_path: Path, fake: VendorFake) -> None:
     """Per-stream counters continue too, including events of the first poll after the restart.
 
-    Known failure (reported): ``MetricStore.apply`` counts events (``_count_events``) before
-    ``_take_streams`` creates the entries of streams seen for the first time since start-up,
-    so per-stream increments of that first poll are lost while region counters get them.
+    Regression: ``MetricStore.apply`` used to count events (``_count_events``) before
+    ``_take_streams`` created the entries of streams seen for the first time since start-up,
+    so per-stream increments of that first poll were lost while region counters got them.
     """
     state = tmp_path / "state.json"
 
@@ -142,3 +142,33 @@ def test_stream_counters_count_the_first_poll_after_restart(tmp_path: Path, fake
             assert stream_counters(s.metrics()) == (2, 1)
 
     asyncio.run(main())
+
+
+def test_restart_of_the_real_process(tmp_path: Path, fake: VendorFake) -> None:
+    """SIGTERM saves the state; the next process continues the counters and counts the downtime once."""
+    state = tmp_path / "state.json"
+    cfg = tmp_path / "config.yml"
+    cfg.write_text(
+        config(fake, state).replace("poll_interval: 15s", "poll_interval: 1s").replace("2s", "500ms")
+    )
+    fake.script(GZ, SCRIPT)
+    with Exporter("--config.file", str(cfg)) as first:
+        first.wait_ready()
+        fake.wait_served(GZ, 0, count=2)
+        fake.goto(GZ, 1)
+        fake.wait_served(GZ, 1, count=2)
+        assert counters(first.metrics()) == (1, 0, 0)
+        assert first.terminate() == 0
+    fake.goto(GZ, 2)
+    with Exporter("--config.file", str(cfg)) as second:
+        second.wait_ready()
+        fake.wait_served(GZ, 2, count=2)
+        metrics = second.metrics()
+        events = second.get("/events").json()["events"]
+        assert second.terminate() == 0
+    assert counters(metrics) == (1, 1, 1)
+    assert [(e["kind"], e.get("reason")) for e in events] == [
+        ("switchover", "failover"),
+        ("publisher_loss", None),
+    ]
+    assert metrics.get("tencent_live_region_stream_starts_total", **LABELS) == 0

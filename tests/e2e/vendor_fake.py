@@ -33,6 +33,7 @@ from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from email.message import Message
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from types import TracebackType
 
@@ -241,7 +242,7 @@ class VendorFake:
             def do_POST(self) -> None:
                 length = int(self.headers.get("Content-Length") or 0)
                 payload = self.rfile.read(length)
-                body = fake._handle(self.headers, payload)
+                body = fake._handle(_Headers(self.headers), payload)
                 self.send_response(200)
                 self.send_header("Content-Type", "application/json")
                 self.send_header("Content-Length", str(len(body)))
@@ -466,6 +467,22 @@ class VendorFake:
     def requests_for(self, secret_id: str) -> Iterator[Record]:
         with self._lock:
             yield from [r for r in self.records if r.secret_id == secret_id]
+
+
+class _Headers(Mapping[str, str]):
+    """Case-insensitive read-only view of the request headers (the email.Message the stdlib gives)."""
+
+    def __init__(self, message: Message) -> None:
+        self._items = {k.lower(): (k, v) for k, v in message.items()}
+
+    def __getitem__(self, key: str) -> str:
+        return self._items[key.lower()][1]
+
+    def __iter__(self) -> Iterator[str]:
+        return (original for original, _ in self._items.values())
+
+    def __len__(self) -> int:
+        return len(self._items)
 
 
 def _error(code: str, message: str, request_id: str) -> bytes:
