@@ -108,8 +108,10 @@ class MetricStore:
             region = self._regions.get(snapshot.key) or self._add_region(snapshot.key)
             # Expire first: a slot freed under max_per_region goes to a waiting stream right away.
             expired = self._expire_region(region, snapshot.taken_at)
+            # Entries first, then events: after a restore the store starts empty while the diff
+            # (restored state) already reports events for streams it is about to add.
+            facts_counts, render = self._take_streams(region, snapshot, changed)
             touched = self._count_events(region, events)
-            facts_counts, render = self._take_streams(region, snapshot, changed, touched)
             for name in dropped:
                 entry = region.entries.get(name)
                 if entry is not None and entry.dropped_at is None:
@@ -251,7 +253,7 @@ class MetricStore:
         return touched
 
     def _take_streams(
-        self, region: RegionBlocks, snapshot: Snapshot, changed: Collection[str], touched: set[str]
+        self, region: RegionBlocks, snapshot: Snapshot, changed: Collection[str]
     ) -> tuple[tuple[int, int, int, int, int], set[str]]:
         """One pass over the snapshot: aggregates, and which streams need a new rendering."""
         render: set[str] = set()
@@ -274,7 +276,7 @@ class MetricStore:
                     continue
                 region.add(name, stream)
                 render.add(name)
-            elif entry.dropped_at is not None or name in changed or name in touched:
+            elif entry.dropped_at is not None or name in changed:
                 entry.stream = stream
                 if entry.dropped_at is not None:
                     entry.dropped_at = None
