@@ -147,7 +147,16 @@ class TencentClient:
 
     def _detail(self, exc: BaseException) -> str:
         """A short, secret-free rendering of a transport error for the operator."""
-        text = str(exc) or type(exc).__name__
+        text = str(exc) or _TRANSPORT_HINTS.get(type(exc).__name__, "no detail from the transport")
         for secret in self._credential.secret_values():
             text = text.replace(secret, "<redacted>")
         return text[:_MAX_DETAIL]
+
+
+# httpx often raises these with an empty message; say what they usually mean.
+_TRANSPORT_HINTS = {
+    "ReadError": "connection reset or closed by the server before a reply",
+    "WriteError": "connection reset or closed while sending the request",
+    "ConnectError": "connection refused or host unreachable",
+    "RemoteProtocolError": "the server broke the HTTP protocol (closed mid-reply?)",
+}
