@@ -39,18 +39,15 @@ def _stop(world: World, region: str) -> str | None:
 
 
 def _handover(world: World, region: str) -> str | None:
-    name = _stream_name(world, region)
-    if name is None:
-        return None
-    stream = world.stream(region, name)
-    if stream is None or stream.master is None or len(stream.publishers) < 2:
-        return None
-    others = [p.upstream_sequence for p in stream.publishers if not p.master]
-    to = world.handover(region, name, world.rng.choice(others))
-    return f"{region} {name}: handover to {to}"
+    return _move_master(world, region, world.handover, "handover")
 
 
 def _failover(world: World, region: str) -> str | None:
+    return _move_master(world, region, world.failover, "failover")
+
+
+def _move_master(world: World, region: str, move: Callable[[str, str, str], str], what: str) -> str | None:
+    """Pick a stream with a master and a backup, and hand or fail its master over to a backup."""
     name = _stream_name(world, region)
     if name is None:
         return None
@@ -58,8 +55,8 @@ def _failover(world: World, region: str) -> str | None:
     if stream is None or stream.master is None or len(stream.publishers) < 2:
         return None
     others = [p.upstream_sequence for p in stream.publishers if not p.master]
-    to = world.failover(region, name, world.rng.choice(others))
-    return f"{region} {name}: failover to {to}"
+    to = move(region, name, world.rng.choice(others))
+    return f"{region} {name}: {what} to {to}"
 
 
 def _lose_backup(world: World, region: str) -> str | None:
