@@ -340,10 +340,12 @@ async def _masterless(fake: VendorFake) -> None:
     fake.script(
         GZ,
         [
-            Listing.of(g(S1, b(A), b(B))),  # baseline without a master
-            Listing.of(g(S1, m(A), b(B))),  # first master: no switchover
-            Listing.of(g(S1, b(B))),  # master A gone, no master, still online: a loss
-            Listing.of(g(S1, m(B))),  # a master again, another one: failover (it had one before)
+            Listing.of(g(S1, b(A), b(B)), g(S2, m(C), b(D))),  # s1 without a master
+            Listing.of(g(S1, m(A), b(B)), g(S2, b(C), b(D))),  # s1's first master: no switchover
+            Listing.of(g(S1, b(B)), g(S2, b(C), b(D))),  # s1's master A gone: a loss; s2 still masterless
+            # Masters again after a masterless spell: failover both (SPEC precise rules), also for
+            # s2 whose last master C is still present.
+            Listing.of(g(S1, m(B)), g(S2, b(C), m(D))),
         ],
         mode="request",
     )
@@ -352,16 +354,21 @@ async def _masterless(fake: VendorFake) -> None:
         assert region_gauges(s.metrics())[2] == 1
         assert await s.poll(GZ)
         m1 = s.metrics()
+        assert region_gauges(m1)[2] == 1
         assert region_counters(m1)["handover"] == 0 and region_counters(m1)["failover"] == 0
         assert await s.poll(GZ)
         assert master(s.metrics(), S1) == []
         assert await s.poll(GZ)
         final = s.metrics()
-        assert region_counters(final)["failover"] == 1
+        assert region_counters(final)["failover"] == 2
         assert region_counters(final)["handover"] == 0
-        assert [(e["kind"], e.get("reason")) for e in s.events_list()] == [
-            ("switchover", "failover"),
-            ("publisher_loss", None),
+        events = [
+            (e["kind"], e["stream"], e.get("reason"), e.get("from"), e.get("to")) for e in s.events_list()
+        ]
+        assert events == [
+            ("switchover", S1, "failover", A, B),
+            ("switchover", S2, "failover", C, D),
+            ("publisher_loss", S1, None, A, None),
         ]
 
 
