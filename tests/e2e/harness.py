@@ -26,14 +26,14 @@ import httpx
 from prometheus_client.parser import text_string_to_metric_families
 
 from exporter import __version__
+from exporter.cli import build_pipeline, http_limits
 from exporter.config import parse_config
 from exporter.events import EventLog
-from exporter.metrics import HealthMetrics, MetricStore, metrics_source
+from exporter.metrics import HealthMetrics, MetricStore
 from exporter.model import RegionKey
 from exporter.scheduler.runner import RetryPolicy, Runner
-from exporter.tencent.client import TencentClient
 from exporter.web.landing import LandingConfig
-from exporter.web.server import WebServer, WebSources
+from exporter.web.server import WebServer
 
 __all__ = [
     "PROMTOOL",
@@ -135,33 +135,13 @@ async def stack(
     """The exporter's parts wired as ``cli.py`` wires them, for a config given as YAML text."""
     config = parse_config(config_text, source="e2e.yml", base_dir=base_dir or Path.cwd(), env={})
     clock = clock or Clock()
-    store = MetricStore(
-        per_stream_metrics=config.streams.per_stream_metrics,
-        max_per_region=config.streams.max_per_region,
-        retention=config.stream_retention,
-    )
-    health = HealthMetrics(__version__, clock=clock)
-    events = EventLog()
-    limits = httpx.Limits(max_connections=32, max_keepalive_connections=16)
-    async with httpx.AsyncClient(limits=limits, trust_env=False) as http:
-        clients = {
-            a.name: TencentClient(
-                http, endpoint=a.endpoint, credential=a.credential, timeout=config.request_timeout
-            )
-            for a in config.accounts
-        }
-        runner = Runner(
-            config, clients=clients, store=store, health=health, events=events, clock=clock, retry=FAST_RETRY
-        )
+    async with httpx.AsyncClient(limits=http_limits(config), trust_env=False) as http:
+        pipeline = build_pipeline(config, http, clock=clock, retry=FAST_RETRY)
+        runner, store, health, events = pipeline.runner, pipeline.store, pipeline.health, pipeline.events
         web = WebServer(
             "127.0.0.1:0",
             telemetry_path="/metrics",
-            sources=WebSources(
-                metrics=metrics_source(store, health),
-                events=events.recent,
-                ready=health.all_polled,
-                statuses=health.statuses,
-            ),
+            sources=pipeline.web_sources(),
             landing=LandingConfig(version=__version__),
             clock=clock,
         )
