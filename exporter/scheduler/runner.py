@@ -14,6 +14,7 @@ diff state disagreeing, and a state-file save never sees half an update.
 from __future__ import annotations
 
 import asyncio
+import math
 import random
 import threading
 import time
@@ -103,16 +104,7 @@ class Runner:
         self._strategies: dict[str, PollStrategy] = {
             a.name: strategy_for(a.stream_names) for a in config.accounts
         }
-        self._schedules = {
-            a.name: plan_account(
-                account=a.name,
-                poll_interval=config.poll_interval,
-                regions=len(a.regions),
-                names=len(a.stream_names),
-                capacity=self._budgets[a.name].capacity,
-            )
-            for a in config.accounts
-        }
+        self._schedules = {a.name: self._plan(a.name) for a in config.accounts}
         self._keys = _interleave(config.accounts)
         self._lock = threading.Lock()  # region states + store + event log, see module docstring
         self._states: dict[RegionKey, RegionState] = {}
@@ -234,6 +226,45 @@ class Runner:
                     self._states[key] = region_state
             self._store.restore_counters(dict(saved.counters))
         self._log.info("state_restored", path=str(path), regions=len(wanted & set(saved.regions)))
+
+    def _plan(self, account: str) -> Schedule:
+        """The account's schedule against the budget in force (lowered while throttled)."""
+        settings = self._accounts[account]
+        return plan_account(
+            account=account,
+            poll_interval=self._config.poll_interval,
+            regions=len(settings.regions),
+            names=len(settings.stream_names),
+            capacity=self._budgets[account].capacity,
+        )
+
+    def _replan(self, account: str) -> None:
+        """Stretch (or restore) the cycle when throttling moved the budget below (or back to) the plan.
+
+        SPEC section 8: when the budget cannot cover the schedule, the schedule stretches and
+        says so in logs and metrics, instead of polls queueing behind the limiter and
+        overrunning their interval.
+        """
+        old, new = self._schedules[account], self._plan(account)
+        if math.isclose(old.cycle, new.cycle):
+            return
+        self._schedules[account] = new
+        for key in self._keys:
+            if key.account != account:
+                continue
+            self._health.set_poll_cycle(key, new.cycle)
+            if self._scheduler is not None:
+                self._scheduler.reschedule_job(
+                    f"poll:{key.account}/{key.region}", trigger="interval", seconds=new.cycle
+                )
+        self._log.warning(
+            "poll_cycle_stretched" if new.cycle > old.cycle else "poll_cycle_restored",
+            account=account,
+            poll_interval=new.poll_interval,
+            poll_cycle=round(new.cycle, 3),
+            rate=self._budgets[account].effective_rate,
+            reason="API budget lowered after throttling" if new.stretched else "budget covers poll_interval",
+        )
 
     def _announce(self) -> None:
         for schedule in self._schedules.values():
@@ -405,6 +436,7 @@ class Runner:
                 self._health.set_rate_limit(key.account, budget.effective_rate)
                 if budget.effective_rate >= budget.rate:
                     self._log.info("rate_limit_recovered", account=key.account, rate=budget.rate)
+                self._replan(key.account)
             return snapshot
 
     def _throttled(self, account: str, budget: SlidingWindowBudget, *, sent_at: float) -> None:
@@ -413,6 +445,7 @@ class Runner:
             self._log.warning(
                 "rate_limit_lowered", account=account, rate=budget.effective_rate, limit=budget.rate
             )
+            self._replan(account)
 
     async def _parse(self, key: RegionKey, body: bytes) -> Snapshot:
         def parse() -> Snapshot:

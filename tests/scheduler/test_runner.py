@@ -253,6 +253,36 @@ class TestErrors:
 
         run(main())
 
+    def test_throttling_stretches_a_schedule_the_lowered_budget_cannot_cover(self, vendor, stepped) -> None:
+        # 12 watched names per 1 s cycle fit 20 req/s (with headroom) but not the halved 10 req/s.
+        names = tuple(f"n{i}" for i in range(12))
+        account = AccountConfig(
+            name="prod",
+            credential=Credential("AKIDtest", Secret("k")),
+            regions=("ap-guangzhou",),
+            stream_names=names,
+        )
+        labels = {"account": "prod", "region": "ap-guangzhou"}
+
+        async def main() -> None:
+            async with harness(vendor, accounts=(account,), poll_interval=1.0, monotonic=stepped) as h:
+                assert h.hmetric("tencent_live_poll_cycle_seconds", **labels) == 1.0
+                vendor.fail_next(1, code="RequestLimitExceeded")
+                with capture_logs() as logs:
+                    assert await h.runner.poll_once(KEY)
+                stretched = h.hmetric("tencent_live_poll_cycle_seconds", **labels)
+                assert stretched is not None and stretched > 1.0
+                assert h.runner.schedules["prod"].stretched
+                assert [e["event"] for e in logs].count("poll_cycle_stretched") == 1
+                with capture_logs() as logs:
+                    for _ in range(8):
+                        stepped.offset += 1.0  # throttle-free windows: the budget recovers
+                        assert await h.runner.poll_once(KEY)
+                assert h.hmetric("tencent_live_poll_cycle_seconds", **labels) == 1.0
+                assert "poll_cycle_restored" in [e["event"] for e in logs]
+
+        run(main())
+
     def test_retries_stay_within_the_attempt_bound(self, vendor) -> None:
         async def main() -> None:
             async with harness(vendor) as h:
