@@ -11,10 +11,12 @@ from typing import Any
 
 import orjson
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from structlog.testing import capture_logs
 
 from exporter.model import Publisher, Stream
-from exporter.parse import parse_publish_time, parse_snapshot
+from exporter.parse import ParseCache, parse_publish_time, parse_snapshot, parse_snapshot_cached
 from exporter.tencent.errors import ApiError, BadResponse, PollError, Throttled
 
 FIXTURES = Path(__file__).parent / "fixtures"
@@ -358,6 +360,208 @@ class TestPublishTime:
     def test_rejected_forms(self, text: str) -> None:
         with pytest.raises(ValueError):
             parse_publish_time(text)
+
+
+def _cached(body: bytes, previous: ParseCache | None, **kwargs: Any) -> Any:
+    return parse_snapshot_cached(
+        body, account="prod", region="ap-guangzhou", taken_at=1_700_000_000.0, previous=previous, **kwargs
+    )
+
+
+def _reply(groups: list[Any], request_id: str = "r") -> bytes:
+    return orjson.dumps({"Response": {"RequestId": request_id, "StreamInfoList": groups}})
+
+
+def _stream_group(
+    name: str, *, flag: object = 1, sequence: object = "11", optimal: object = 1
+) -> dict[str, Any]:
+    return {
+        "StreamName": name,
+        "OptimalEnable": optimal,
+        "HostGroupName": "g",
+        "BackupList": [
+            {
+                "DomainName": "push.example.com",
+                "AppName": "live",
+                "PublishTime": "2024-05-01T10:00:00Z",
+                "UpstreamSequence": sequence,
+                "SourceFrom": "直推流",
+                "MasterFlag": flag,
+            }
+        ],
+    }
+
+
+class TestCachedParse:
+    """parse_snapshot_cached returns what parse_snapshot returns; it only reuses objects."""
+
+    @pytest.mark.parametrize(
+        "name",
+        [
+            VENDOR_EXAMPLE,
+            "describe_backup_stream_list_edge_cases.json",
+            "describe_backup_stream_list_null.json",
+        ],
+    )
+    def test_same_snapshot_as_the_plain_parse_cold_and_warm(self, name: str) -> None:
+        body = _load(name)
+        cold, cache = _cached(body, None)
+        warm, _ = _cached(body, cache)
+        assert cold == warm == _parse(body)
+        assert list(warm.streams) == list(_parse(body).streams)  # vendor order kept
+
+    def test_unchanged_groups_reuse_the_stream_object_changed_ones_do_not(self) -> None:
+        first, cache = _cached(_reply([_stream_group("a"), _stream_group("b"), _stream_group("c")]), None)
+        second, cache = _cached(
+            _reply([_stream_group("a"), _stream_group("b", flag=0), _stream_group("d")]), cache
+        )
+        assert second.streams["a"] is first.streams["a"]
+        assert second.streams["b"] is not first.streams["b"]
+        assert second.streams["b"].master is None
+        assert list(second.streams) == ["a", "b", "d"]
+        assert len(cache) == 3  # only the last reply's groups are remembered: "c" is forgotten
+
+    @pytest.mark.parametrize(
+        ("field", "before", "after"),
+        [
+            # Each pair is equal as Python values (1 == True == 1.0), so dict == dict would call the
+            # group unchanged; the strict checks reject the second spelling, and so must the cache.
+            ("MasterFlag", 1, True),
+            ("MasterFlag", 0, 0.0),
+            ("UpstreamSequence", 11, 11.0),
+            ("OptimalEnable", 1, True),
+        ],
+    )
+    def test_a_group_equal_only_by_python_value_is_checked_again(
+        self, field: str, before: object, after: object
+    ) -> None:
+        def group(value: object) -> dict[str, Any]:
+            if field == "OptimalEnable":
+                return _stream_group("a", optimal=value)
+            if field == "MasterFlag":
+                return _stream_group("a", flag=value)
+            return _stream_group("a", sequence=value)
+
+        assert group(before) == group(after)
+        _, cache = _cached(_reply([group(before)]), None)
+        with pytest.raises(BadResponse, match=field):
+            _cached(_reply([group(after)]), cache)
+
+    def test_a_different_filter_ignores_the_cache(self) -> None:
+        body = _reply([_stream_group("a"), _stream_group("b")])
+        _, cache = _cached(body, None)
+        snapshot, cache = _cached(body, cache, admit=lambda name: name != "a")
+        assert list(snapshot.streams) == ["b"]
+        snapshot, _ = _cached(body, cache, admit=lambda name: True)  # another filter again
+        assert list(snapshot.streams) == ["a", "b"]
+
+    def test_rejected_groups_are_remembered_as_rejected(self) -> None:
+        def admit(name: str) -> bool:
+            return name != "a"
+
+        body = _reply([_stream_group("a"), _stream_group("b")])
+        _, cache = _cached(body, None, admit=admit)
+        assert sorted(v is None for v in cache.groups.values()) == [False, True]
+        snapshot, _ = _cached(body, cache, admit=admit)
+        assert list(snapshot.streams) == ["b"]
+
+    def test_duplicates_keep_the_first_copy_as_the_plain_parse_does(self) -> None:
+        # The first "a" was cached; the second is new and its publishers are broken. The plain
+        # parse never looks at a duplicate's publishers, so neither may the cached one.
+        broken = _stream_group("a", flag=7)
+        _, cache = _cached(_reply([_stream_group("a")]), None)
+        body = _reply([_stream_group("a"), broken, _stream_group("b")])
+        with capture_logs() as logs:
+            snapshot, _ = _cached(body, cache)
+        assert snapshot == _parse(body)
+        assert [entry["event"] for entry in logs] == ["duplicate_stream_names"]
+        assert logs[0]["examples"] == ["a"]
+
+    def test_a_changed_copy_before_an_unchanged_duplicate_wins(self) -> None:
+        _, cache = _cached(_reply([_stream_group("a")]), None)
+        body = _reply([_stream_group("a", flag=0), _stream_group("a")])
+        snapshot, _ = _cached(body, cache)
+        assert snapshot == _parse(body)
+        assert snapshot.streams["a"].master is None
+
+    def test_a_malformed_group_fails_with_the_plain_parse_message(self) -> None:
+        groups = [_stream_group(f"s{n}") for n in range(5)]
+        _, cache = _cached(_reply(groups), None)
+        groups[3] = _stream_group("s3", flag=-1)
+        body = _reply(groups)
+        with pytest.raises(BadResponse) as plain:
+            _parse(body)
+        with pytest.raises(BadResponse) as cached:
+            _cached(body, cache)
+        assert str(cached.value) == str(plain.value)
+        assert str(cached.value).startswith("StreamInfoList[3] ('s3'): BackupList[0].MasterFlag")
+
+    def test_groups_nested_too_deep_to_fingerprint_still_parse(self) -> None:
+        deep: Any = []
+        for _ in range(300):  # orjson reads 1024 levels but writes only 254
+            deep = [deep]
+        group = {**_stream_group("a"), "VendorExtra": deep}
+        body = json.dumps({"Response": {"RequestId": "r", "StreamInfoList": [group, _stream_group("b")]}})
+        snapshot, cache = _cached(body.encode(), None)
+        assert list(snapshot.streams) == ["a", "b"]
+        again, _ = _cached(body.encode(), cache)
+        assert again == snapshot
+
+    def test_api_errors_raise_as_in_the_plain_parse(self) -> None:
+        _, cache = _cached(_load(VENDOR_EXAMPLE), None)
+        with pytest.raises(Throttled):
+            _cached(_load("error_request_limit_exceeded.json"), cache)
+
+
+_GROUP_VARIANTS = [
+    _stream_group("a"),
+    _stream_group("a", flag=0),
+    _stream_group("a", flag=True),  # invalid, equal to the first by Python value
+    _stream_group("b"),
+    _stream_group("b", sequence=11),
+    _stream_group("b", sequence=11.0),  # invalid
+    _stream_group("c", optimal=0),
+    _stream_group("c", optimal=False),  # invalid
+    {"StreamName": "d", "OptimalEnable": 0, "HostGroupName": None, "BackupList": None},
+    {"StreamName": "", "OptimalEnable": 0, "HostGroupName": None, "BackupList": None},  # invalid
+]
+
+
+def _outcome(parse: Callable[[], Any]) -> Any:
+    try:
+        snapshot = parse()
+    except BadResponse as exc:
+        return ("error", str(exc))
+    return ("ok", list(snapshot.streams.items()))
+
+
+class TestCachedParseProperties:
+    @settings(max_examples=150, deadline=None)
+    @given(
+        replies=st.lists(
+            st.lists(st.sampled_from(range(len(_GROUP_VARIANTS))), max_size=6), min_size=1, max_size=6
+        ),
+        exclude_c=st.booleans(),
+    )
+    def test_any_sequence_of_replies_parses_as_without_a_cache(
+        self, replies: list[list[int]], exclude_c: bool
+    ) -> None:
+        # Whatever came before (including failed replies, whose cache the caller drops), a
+        # cached parse returns exactly what the plain parse returns, or fails with its message.
+        def admit(name: str) -> bool:
+            return not (exclude_c and name == "c")
+
+        cache: ParseCache | None = None
+        for picks in replies:
+            body = _reply([copy.deepcopy(_GROUP_VARIANTS[i]) for i in picks])
+            expected = _outcome(lambda: _parse(body, admit=admit))  # noqa: B023  # called at once
+            try:
+                snapshot, new_cache = _cached(body, cache, admit=admit)
+            except BadResponse as exc:
+                assert expected == ("error", str(exc))
+                continue  # the caller keeps its previous cache
+            assert expected == ("ok", list(snapshot.streams.items()))
+            cache = new_cache
 
 
 def _synthetic(streams: int) -> bytes:
