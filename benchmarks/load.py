@@ -1,0 +1,381 @@
+"""Issue 6 item 3 / issue 8 item 5: scrape the real exporter under load while it polls.
+
+    python benchmarks/load.py [--scrapers 50] [--duration 60] [--streams-per-region 20000]
+                              [--regions 5] [--poll-interval 5] [--quick]
+
+Starts two processes on loopback: the simulator (``python -m exporter.simulator``, a fleet
+that keeps changing every ``--tick`` seconds) and the exporter itself (``python -m exporter``
+with a config pointing at it, exactly as deployed). Once ``/readyz`` says every region was
+polled, ``--scrapers`` concurrent clients fetch ``/metrics`` with ``Accept-Encoding: gzip`` (as
+Prometheus does) back to back for ``--duration`` seconds, while a monitor samples the
+exporter's RSS every second and its health families every few seconds. Bounded: every wait
+has a deadline and both processes are stopped at the end, whatever happened.
+
+Reported: scrape latency p50/p99/max (request sent to last byte), scrapes and errors (must be
+0), whether polls kept their schedule (``tencent_live_polls_late_total`` did not move and no
+region's ``last_success`` fell behind its ``poll_cycle_seconds`` by more than one cycle), and
+RSS over time. Exit status 1 on any scrape error or a dead process. Results also go to
+``benchmarks/results/load-<timestamp>.json``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import gzip
+import json
+import os
+import re
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import IO, Any
+
+import httpx
+
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parent
+RESULTS = HERE / "results"
+REGIONS = ("ap-bangkok", "ap-beijing", "ap-guangzhou", "ap-hongkong", "ap-shanghai", "ap-seoul", "ap-tokyo")
+_SECRET_ID = "AKIDloadbench0000000000"
+_SECRET_KEY = "loadbench-throwaway-key-0000000000"
+_HEALTH = re.compile(
+    rb"^tencent_live_(polls_late_total|last_success_timestamp_seconds|poll_cycle_seconds|up)"
+    rb"\{([^}]*)\} (\S+)$",
+    re.MULTILINE,
+)
+
+
+# -- processes -----------------------------------------------------------------------------------
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def start_simulator(args: argparse.Namespace, log: IO[bytes]) -> tuple[subprocess.Popen[bytes], str]:
+    """The vendor fake in its own process, so its CPU is not the exporter's."""
+    command = [
+        sys.executable, "-m", "exporter.simulator", "--listen", "127.0.0.1:0",
+        "--streams", str(args.streams_per_region), "--regions", ",".join(REGIONS[: args.regions]),
+        "--tick", str(args.tick), "--rate-limit", "20",
+    ]  # fmt: skip
+    env = {**os.environ, "TENCENTCLOUD_SECRET_ID": _SECRET_ID, "TENCENTCLOUD_SECRET_KEY": _SECRET_KEY}
+    process = subprocess.Popen(command, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=log)
+    assert process.stdout is not None
+    deadline = time.monotonic() + args.startup_timeout
+    line = b""
+    while time.monotonic() < deadline and process.poll() is None:
+        line = process.stdout.readline()  # printed once ready (populating 100k streams takes a while)
+        if line.startswith(b"simulator listening on "):
+            return process, line.split()[-1].decode()
+    stop_process(process)
+    raise SystemExit(f"simulator did not start: {line!r}")
+
+
+def write_config(directory: Path, args: argparse.Namespace, endpoint: str) -> Path:
+    regions = ", ".join(REGIONS[: args.regions])
+    text = (
+        f"poll_interval: {args.poll_interval}s\n"
+        f"request_timeout: {min(args.poll_interval, 10)}s\n"
+        "streams:\n"
+        f"  max_per_region: {max(20000, args.streams_per_region)}\n"
+        "accounts:\n"
+        "  - name: load\n"
+        f"    endpoint: {endpoint}\n"
+        f"    regions: [{regions}]\n"
+    )
+    path = directory / "config.yml"
+    path.write_text(text)
+    return path
+
+
+def start_exporter(config: Path, port: int, log: IO[bytes]) -> subprocess.Popen[bytes]:
+    command = [
+        sys.executable, "-m", "exporter", "--config.file", str(config),
+        "--web.listen-address", f"127.0.0.1:{port}", "--log.level", "warn",
+    ]  # fmt: skip
+    env = {**os.environ, "TENCENTCLOUD_SECRET_ID": _SECRET_ID, "TENCENTCLOUD_SECRET_KEY": _SECRET_KEY}
+    return subprocess.Popen(command, cwd=ROOT, env=env, stdout=log, stderr=log)
+
+
+def stop_process(process: subprocess.Popen[bytes], grace: float = 15.0) -> int | None:
+    if process.poll() is None:
+        process.send_signal(signal.SIGTERM)
+        try:
+            process.wait(timeout=grace)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait(timeout=5)
+    return process.returncode
+
+
+def rss_mb(pid: int) -> tuple[float, float]:
+    """(VmRSS, VmHWM) of ``pid`` in MiB; zeros once it is gone."""
+    values = {"VmRSS": 0.0, "VmHWM": 0.0}
+    with contextlib.suppress(OSError):
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            key, _, rest = line.partition(":")
+            if key in values:
+                values[key] = int(rest.split()[0]) / 1024
+    return values["VmRSS"], values["VmHWM"]
+
+
+# -- load ---------------------------------------------------------------------------------------
+
+
+@dataclass
+class Tally:
+    latencies: list[float] = field(default_factory=list)
+    errors: list[str] = field(default_factory=list)
+    bytes_read: int = 0
+    verified: int = 0
+
+
+async def wait_ready(
+    client: httpx.AsyncClient, base: str, exporter: subprocess.Popen[bytes], timeout: float
+) -> float:
+    started = time.monotonic()
+    while time.monotonic() - started < timeout:
+        if exporter.poll() is not None:
+            raise RuntimeError(f"exporter exited early with {exporter.returncode}")
+        with contextlib.suppress(httpx.HTTPError):
+            if (await client.get(f"{base}/readyz")).status_code == 200:
+                return time.monotonic() - started
+        await asyncio.sleep(0.2)
+    raise RuntimeError(f"exporter not ready within {timeout:.0f} s")
+
+
+async def scraper(client: httpx.AsyncClient, url: str, until: float, tally: Tally, verify_every: int) -> None:
+    """Back-to-back gzip scrapes; the body is read raw (not inflated) unless it is verified."""
+    count = 0
+    while time.monotonic() < until:
+        count += 1
+        started = time.perf_counter()
+        try:
+            async with client.stream("GET", url, headers={"Accept-Encoding": "gzip"}) as reply:
+                chunks = [chunk async for chunk in reply.aiter_raw()]
+            elapsed = time.perf_counter() - started
+            if reply.status_code != 200 or reply.headers.get("content-encoding") != "gzip":
+                tally.errors.append(
+                    f"status {reply.status_code}, encoding {reply.headers.get('content-encoding')}"
+                )
+                continue
+            body = b"".join(chunks)
+            tally.bytes_read += len(body)
+            if count % verify_every == 1:  # a whole, single-member gzip of a complete exposition
+                text = gzip.decompress(body)
+                if not text.endswith(b"\n") or b"\ntencent_live_up{" not in text:
+                    tally.errors.append("gzip body is not a complete exposition")
+                    continue
+                tally.verified += 1
+            tally.latencies.append(elapsed)
+        except httpx.HTTPError as exc:
+            tally.errors.append(f"{type(exc).__name__}: {exc}")
+
+
+@dataclass
+class Watch:
+    rss: list[tuple[float, float, float]] = field(default_factory=list)  # (t, rss, hwm)
+    late: list[float] = field(default_factory=list)
+    behind: list[float] = field(default_factory=list)  # worst (now - last_success - cycle) per sample
+    regions_up: list[int] = field(default_factory=list)
+    cycle: float = 0.0
+
+
+def health_sample(body: bytes, now: float) -> tuple[float, float, int, float]:
+    """(polls_late_total, worst lateness of last_success past one cycle, regions up, cycle)."""
+    late = 0.0
+    success: list[float] = []
+    cycles: list[float] = []
+    up = 0
+    for name, _, value in _HEALTH.findall(body):
+        number = float(value)
+        if name == b"polls_late_total":
+            late += number
+        elif name == b"last_success_timestamp_seconds":
+            success.append(number)
+        elif name == b"poll_cycle_seconds":
+            cycles.append(number)
+        elif number == 1.0:
+            up += 1
+    cycle = max(cycles, default=0.0)
+    behind = max((now - ts - cycle for ts in success), default=float("inf"))
+    return late, behind, up, cycle
+
+
+async def monitor(
+    client: httpx.AsyncClient, url: str, pid: int, until: float, watch: Watch, every: float
+) -> None:
+    started = time.monotonic()
+    next_health = started
+    while time.monotonic() < until:
+        rss, hwm = rss_mb(pid)
+        watch.rss.append((round(time.monotonic() - started, 1), rss, hwm))
+        if time.monotonic() >= next_health:
+            next_health += every
+            with contextlib.suppress(httpx.HTTPError):
+                reply = await client.get(url)
+                late, behind, up, cycle = health_sample(reply.content, time.time())
+                watch.late.append(late)
+                watch.behind.append(behind)
+                watch.regions_up.append(up)
+                watch.cycle = cycle
+        await asyncio.sleep(1.0)
+
+
+async def load(args: argparse.Namespace, exporter: subprocess.Popen[bytes], port: int) -> dict[str, Any]:
+    base = f"http://127.0.0.1:{port}"
+    limits = httpx.Limits(max_connections=args.scrapers + 2, max_keepalive_connections=args.scrapers + 2)
+    timeout = httpx.Timeout(args.scrape_timeout)
+    async with (
+        httpx.AsyncClient(limits=limits, timeout=timeout, trust_env=False) as client,
+        httpx.AsyncClient(timeout=timeout, trust_env=False) as side,
+    ):
+        ready_s = await wait_ready(side, base, exporter, args.startup_timeout)
+        watch, tally = Watch(), Tally()
+        until = time.monotonic() + args.duration
+        tasks = [
+            scraper(client, f"{base}/metrics", until, tally, args.verify_every) for _ in range(args.scrapers)
+        ]
+        await asyncio.gather(
+            monitor(side, f"{base}/metrics", exporter.pid, until, watch, args.health_every), *tasks
+        )
+        final = (await side.get(f"{base}/metrics")).content
+    late, behind, up, _ = health_sample(final, time.time())
+    watch.late.append(late)
+    watch.behind.append(behind)
+    return summarize(args, ready_s, tally, watch, up)
+
+
+def summarize(
+    args: argparse.Namespace, ready_s: float, tally: Tally, watch: Watch, up: int
+) -> dict[str, Any]:
+    latencies = sorted(tally.latencies)
+
+    def pct(q: float) -> float:
+        return latencies[min(len(latencies) - 1, int(q * len(latencies)))] if latencies else float("nan")
+
+    rss = [r for _, r, _ in watch.rss if r > 0]
+    third = max(1, len(rss) // 3)
+    late_moved = (watch.late[-1] - watch.late[0]) if watch.late else float("nan")
+    on_schedule = late_moved == 0 and max(watch.behind, default=float("inf")) <= max(watch.cycle, 1.0)
+    return {
+        "regions": args.regions,
+        "streams_per_region": args.streams_per_region,
+        "scrapers": args.scrapers,
+        "duration_s": args.duration,
+        "poll_interval_s": args.poll_interval,
+        "poll_cycle_s": watch.cycle,
+        "ready_after_s": round(ready_s, 1),
+        "scrapes": len(latencies),
+        "errors": len(tally.errors),
+        "error_examples": sorted(set(tally.errors))[:5],
+        "scrapes_per_s": round(len(latencies) / args.duration, 1),
+        "gzip_mb_per_scrape": round(tally.bytes_read / max(1, len(latencies)) / 2**20, 2),
+        "bodies_verified": tally.verified,
+        "latency_p50_ms": round(statistics.median(latencies) * 1000, 1) if latencies else None,
+        "latency_p99_ms": round(pct(0.99) * 1000, 1),
+        "latency_max_ms": round(latencies[-1] * 1000, 1) if latencies else None,
+        "polls_late_during_run": late_moved,
+        "worst_last_success_past_cycle_s": round(max(watch.behind, default=float("nan")), 2),
+        "regions_up_at_end": up,
+        "polls_on_schedule": on_schedule,
+        "rss_mb_first_third_p50": round(statistics.median(rss[:third]), 1) if rss else None,
+        "rss_mb_last_third_p50": round(statistics.median(rss[-third:]), 1) if rss else None,
+        "rss_mb_max": round(max(rss), 1) if rss else None,
+        "rss_peak_hwm_mb": round(max((h for _, _, h in watch.rss), default=0.0), 1),
+        "rss_timeline": [(t, round(r, 1)) for t, r, _ in watch.rss[:: max(1, len(watch.rss) // 30)]],
+    }
+
+
+def print_report(result: dict[str, Any]) -> None:
+    total = result["regions"] * result["streams_per_region"]
+    print(f"\n{result['regions']} regions x {result['streams_per_region']:,} streams = {total:,}; "
+          f"{result['scrapers']} concurrent gzip scrapers for {result['duration_s']:.0f} s; "
+          f"poll cycle {result['poll_cycle_s']:g} s (ready after {result['ready_after_s']} s)")  # fmt: skip
+    print(f"  scrapes {result['scrapes']:,} ({result['scrapes_per_s']}/s, "
+          f"{result['gzip_mb_per_scrape']} MB gzip each), errors {result['errors']}")  # fmt: skip
+    for example in result["error_examples"]:
+        print(f"    e.g. {example}")
+    print(f"  latency p50 {result['latency_p50_ms']} ms, p99 {result['latency_p99_ms']} ms, "
+          f"max {result['latency_max_ms']} ms")  # fmt: skip
+    print(f"  polls on schedule: {'yes' if result['polls_on_schedule'] else 'NO'} "
+          f"(polls_late_total moved by {result['polls_late_during_run']:g}; worst last_success "
+          f"{result['worst_last_success_past_cycle_s']} s past one cycle; "
+          f"{result['regions_up_at_end']}/{result['regions']} regions up at the end)")  # fmt: skip
+    print(f"  RSS p50 first third {result['rss_mb_first_third_p50']} MB, last third "
+          f"{result['rss_mb_last_third_p50']} MB, max {result['rss_mb_max']} MB "
+          f"(peak HWM {result['rss_peak_hwm_mb']} MB)")  # fmt: skip
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--scrapers", type=int, default=None, help="concurrent scrapers (default 50)")
+    parser.add_argument("--duration", type=float, default=None, help="seconds of load (default 60)")
+    parser.add_argument("--regions", type=int, default=None, help="default 5")
+    parser.add_argument("--streams-per-region", type=int, default=None, help="default 20000")
+    parser.add_argument("--poll-interval", type=int, default=None, help="seconds (default 5)")
+    parser.add_argument("--tick", type=float, default=1.0, help="seconds between simulator scenario steps")
+    parser.add_argument("--quick", action="store_true", help="a few seconds on a small fleet (CI smoke test)")
+    args = parser.parse_args(argv)
+    quick = args.quick
+    args.scrapers = args.scrapers or (8 if quick else 50)
+    args.duration = args.duration or (4.0 if quick else 60.0)
+    args.regions = min(args.regions or (2 if quick else 5), len(REGIONS))
+    args.streams_per_region = (
+        args.streams_per_region if args.streams_per_region is not None else (300 if quick else 20000)
+    )
+    args.poll_interval = args.poll_interval or (1 if quick else 5)
+    args.startup_timeout = 60.0 if quick else 300.0
+    args.scrape_timeout = 30.0
+    args.health_every = 1.0 if quick else 5.0
+    args.verify_every = 5 if quick else 50
+
+    with tempfile.TemporaryDirectory() as scratch:
+        directory = Path(scratch)
+        with (
+            open(directory / "simulator.log", "wb") as sim_log,
+            open(directory / "exporter.log", "wb") as exp_log,
+        ):
+            simulator, endpoint = start_simulator(args, sim_log)
+            exporter: subprocess.Popen[bytes] | None = None
+            try:
+                port = free_port()
+                exporter = start_exporter(write_config(directory, args, endpoint), port, exp_log)
+                result = asyncio.run(load(args, exporter, port))
+                alive = exporter.poll() is None
+            except RuntimeError as exc:
+                exp_log.flush()
+                tail = (directory / "exporter.log").read_text(errors="replace").splitlines()[-10:]
+                print(f"{exc}; exporter log tail:\n  " + "\n  ".join(tail), file=sys.stderr)
+                return 1
+            finally:
+                exporter_rc = stop_process(exporter) if exporter is not None else None
+                stop_process(simulator)
+        exporter_log = (directory / "exporter.log").read_text(errors="replace")
+    result["exporter_alive_throughout"] = alive
+    result["exporter_exit_code"] = exporter_rc
+    result["exporter_log_tail"] = exporter_log.splitlines()[-10:]
+    print_report(result)
+    RESULTS.mkdir(exist_ok=True)
+    out = RESULTS / f"load-{time.strftime('%Y%m%dT%H%M%SZ', time.gmtime())}.json"
+    out.write_text(json.dumps(result, indent=2) + "\n")
+    print(f"\nresults: {out}")
+    print(json.dumps({k: result[k] for k in ("scrapes", "errors", "polls_on_schedule", "latency_p99_ms")}))
+    return 0 if result["errors"] == 0 and alive and result["scrapes"] > 0 else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
