@@ -99,12 +99,19 @@ def write_config(directory: Path, args: argparse.Namespace, endpoint: str) -> Pa
     return path
 
 
-def start_exporter(config: Path, port: int, log: IO[bytes]) -> subprocess.Popen[bytes]:
+def start_exporter(
+    config: Path, port: int, log: IO[bytes], extra_env: dict[str, str]
+) -> subprocess.Popen[bytes]:
     command = [
         sys.executable, "-m", "exporter", "--config.file", str(config),
         "--web.listen-address", f"127.0.0.1:{port}", "--log.level", "warn",
     ]  # fmt: skip
-    env = {**os.environ, "TENCENTCLOUD_SECRET_ID": _SECRET_ID, "TENCENTCLOUD_SECRET_KEY": _SECRET_KEY}
+    env = {
+        **os.environ,
+        **extra_env,
+        "TENCENTCLOUD_SECRET_ID": _SECRET_ID,
+        "TENCENTCLOUD_SECRET_KEY": _SECRET_KEY,
+    }
     return subprocess.Popen(command, cwd=ROOT, env=env, stdout=log, stderr=log)
 
 
@@ -155,10 +162,27 @@ async def wait_ready(
     raise RuntimeError(f"exporter not ready within {timeout:.0f} s")
 
 
-async def scraper(client: httpx.AsyncClient, url: str, until: float, tally: Tally, verify_every: int) -> None:
-    """Back-to-back gzip scrapes; the body is read raw (not inflated) unless it is verified."""
+async def scraper(
+    client: httpx.AsyncClient,
+    url: str,
+    until: float,
+    tally: Tally,
+    verify_every: int,
+    interval: float,
+    offset: float,
+) -> None:
+    """Gzip scrapes every ``interval`` seconds (0: back to back), like one Prometheus server.
+
+    The body is read raw (not inflated) unless it is verified.
+    """
     count = 0
-    while time.monotonic() < until:
+    next_at = time.monotonic() + offset
+    while True:
+        if interval > 0:
+            await asyncio.sleep(max(0.0, next_at - time.monotonic()))
+            next_at += interval
+        if time.monotonic() >= until:
+            return
         count += 1
         started = time.perf_counter()
         try:
@@ -245,7 +269,8 @@ async def load(args: argparse.Namespace, exporter: subprocess.Popen[bytes], port
         watch, tally = Watch(), Tally()
         until = time.monotonic() + args.duration
         tasks = [
-            scraper(client, f"{base}/metrics", until, tally, args.verify_every) for _ in range(args.scrapers)
+            scraper(client, f"{base}/metrics", until, tally, args.verify_every, args.interval, offset)
+            for offset in (args.interval * i / args.scrapers for i in range(args.scrapers))
         ]
         await asyncio.gather(
             monitor(side, f"{base}/metrics", exporter.pid, until, watch, args.health_every), *tasks
@@ -273,6 +298,8 @@ def summarize(
         "regions": args.regions,
         "streams_per_region": args.streams_per_region,
         "scrapers": args.scrapers,
+        "scrape_interval_s": args.interval,
+        "exporter_env": args.exporter_env,
         "duration_s": args.duration,
         "poll_interval_s": args.poll_interval,
         "poll_cycle_s": watch.cycle,
@@ -300,8 +327,9 @@ def summarize(
 
 def print_report(result: dict[str, Any]) -> None:
     total = result["regions"] * result["streams_per_region"]
+    pace = f"every {result['scrape_interval_s']:g} s" if result["scrape_interval_s"] else "back to back"
     print(f"\n{result['regions']} regions x {result['streams_per_region']:,} streams = {total:,}; "
-          f"{result['scrapers']} concurrent gzip scrapers for {result['duration_s']:.0f} s; "
+          f"{result['scrapers']} concurrent gzip scrapers, each {pace}, for {result['duration_s']:.0f} s; "
           f"poll cycle {result['poll_cycle_s']:g} s (ready after {result['ready_after_s']} s)")  # fmt: skip
     print(f"  scrapes {result['scrapes']:,} ({result['scrapes_per_s']}/s, "
           f"{result['gzip_mb_per_scrape']} MB gzip each), errors {result['errors']}")  # fmt: skip
@@ -328,8 +356,23 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--streams-per-region", type=int, default=None, help="default 20000")
     parser.add_argument("--poll-interval", type=int, default=None, help="seconds (default 5)")
     parser.add_argument("--tick", type=float, default=1.0, help="seconds between simulator scenario steps")
+    parser.add_argument(
+        "--interval",
+        type=float,
+        default=None,
+        help="seconds between one scraper's scrapes, 0 = back to back (default 5)",
+    )
+    parser.add_argument(
+        "--exporter-env",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="extra environment for the exporter",
+    )
     parser.add_argument("--quick", action="store_true", help="a few seconds on a small fleet (CI smoke test)")
     args = parser.parse_args(argv)
+    args.exporter_env = dict(item.split("=", 1) for item in args.exporter_env)
+    args.interval = (0.0 if args.quick else 5.0) if args.interval is None else args.interval
     quick = args.quick
     args.scrapers = args.scrapers or (8 if quick else 50)
     args.duration = args.duration or (4.0 if quick else 60.0)
@@ -353,7 +396,9 @@ def main(argv: list[str] | None = None) -> int:
             exporter: subprocess.Popen[bytes] | None = None
             try:
                 port = free_port()
-                exporter = start_exporter(write_config(directory, args, endpoint), port, exp_log)
+                exporter = start_exporter(
+                    write_config(directory, args, endpoint), port, exp_log, args.exporter_env
+                )
                 result = asyncio.run(load(args, exporter, port))
                 alive = exporter.poll() is None
             except RuntimeError as exc:
