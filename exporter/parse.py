@@ -14,10 +14,14 @@ Steady state is cheaper still (:func:`parse_snapshot_cached`): between two polls
 region's groups come back unchanged, so each group is fingerprinted and, when the previous
 reply had the very same group, the previous ``Stream`` object is reused as is. The diff's
 ``is`` fast path then skips it and the store does nothing for it; only new and changed groups
-are validated and built. The fingerprint is a 128-bit BLAKE2b of ``orjson.dumps(group)``:
-unlike ``dict == dict`` it tells ``1`` from ``1.0`` and ``true`` (which the checks below
-reject), so a reused group is one that passed exactly these checks before; and unlike the
-raw dicts it costs 49 bytes a stream instead of ~1.7 kB (33 MB per 20,000-stream region).
+are checked and built. The fingerprint is ``hash(orjson.dumps(group))``: unlike
+``dict == dict`` it tells ``1`` from ``1.0`` and ``true`` (equal in Python, and the checks
+below reject the last two), so a reused group is one that passed exactly these checks before;
+and unlike keeping the raw dicts (~1.7 kB a group, 33 MB a 20,000-stream region) it costs an
+int a group. It is Python's keyed (per-process random) 64-bit SipHash: a new or changed group
+matches one of its region's 20,000 remembered fingerprints with odds of ~1e-15, i.e. about
+once in 300,000 years at 100k streams with 1.5% of them new or changed every 15 s. A BLAKE2b
+digest would make that 2**-128 but costs ~12 ms more per region, 15% of ``json.loads``.
 """
 
 from __future__ import annotations
