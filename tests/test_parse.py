@@ -419,7 +419,9 @@ class TestCachedParse:
         assert second.streams["b"] is not first.streams["b"]
         assert second.streams["b"].master is None
         assert list(second.streams) == ["a", "b", "d"]
-        assert len(cache) == 3  # only the last reply's groups are remembered: "c" is forgotten
+        third, _ = _cached(_reply([_stream_group("c"), _stream_group("a"), _stream_group("x")]), cache)
+        assert third.streams["c"] is not first.streams["c"]  # only the last reply is remembered
+        assert third.streams["a"] is first.streams["a"]
 
     @pytest.mark.parametrize(
         ("field", "before", "after"),
@@ -456,14 +458,19 @@ class TestCachedParse:
         assert list(snapshot.streams) == ["a", "b"]
 
     def test_rejected_groups_are_remembered_as_rejected(self) -> None:
+        asked: list[str] = []
+
         def admit(name: str) -> bool:
+            asked.append(name)
             return name != "a"
 
-        body = _reply([_stream_group("a"), _stream_group("b")])
+        body = _reply([_stream_group("a"), _stream_group("b"), _stream_group("z")])
         _, cache = _cached(body, None, admit=admit)
-        assert sorted(v is None for v in cache.groups.values()) == [False, True]
+        assert asked[:2] == ["a", "b"]
+        asked.clear()
         snapshot, _ = _cached(body, cache, admit=admit)
-        assert list(snapshot.streams) == ["b"]
+        assert list(snapshot.streams) == ["b", "z"]
+        assert "a" not in asked  # its answer was remembered with its text
 
     def test_duplicates_keep_the_first_copy_as_the_plain_parse_does(self) -> None:
         # The first "a" was cached; the second is new and its publishers are broken. The plain
@@ -524,43 +531,67 @@ _GROUP_VARIANTS = [
     _stream_group("c", optimal=False),  # invalid
     {"StreamName": "d", "OptimalEnable": 0, "HostGroupName": None, "BackupList": None},
     {"StreamName": "", "OptimalEnable": 0, "HostGroupName": None, "BackupList": None},  # invalid
+    # An object nested in a group that starts like a group: cutting the reply text there fails.
+    {**_stream_group("e"), "VendorExtra": {"StreamName": "x", "OptimalEnable": 1}},
+    {"OptimalEnable": 1, "StreamName": "f", "HostGroupName": "", "BackupList": []},  # other key order
+    _stream_group("a", flag=7),  # invalid
 ]
+
+# How the reply is spelled: compact (the steady-state text path), spaced, pretty (parsed whole).
+_SPELLINGS: list[Callable[[Any], bytes]] = [
+    orjson.dumps,
+    lambda document: json.dumps(document, ensure_ascii=False).encode(),
+    lambda document: json.dumps(document, indent=1).encode(),
+]
+
+
+def _spelled(groups: list[Any], spelling: int, error: bool) -> bytes:
+    response: dict[str, Any] = {"RequestId": "r", "StreamInfoList": groups}
+    if error:
+        response["Error"] = {"Code": "InternalError", "Message": "m"}
+    return _SPELLINGS[spelling]({"Response": response})
 
 
 def _outcome(parse: Callable[[], Any]) -> Any:
     try:
         snapshot = parse()
-    except BadResponse as exc:
-        return ("error", str(exc))
-    return ("ok", list(snapshot.streams.items()))
+    except PollError as exc:
+        return ("error", type(exc).__name__, str(exc))
+    return ("ok", snapshot.request_id, list(snapshot.streams.items()))
 
 
 class TestCachedParseProperties:
-    @settings(max_examples=150, deadline=None)
+    @settings(max_examples=300, deadline=None)
     @given(
         replies=st.lists(
-            st.lists(st.sampled_from(range(len(_GROUP_VARIANTS))), max_size=6), min_size=1, max_size=6
+            st.tuples(
+                st.lists(st.sampled_from(range(len(_GROUP_VARIANTS))), max_size=6),
+                st.sampled_from(range(len(_SPELLINGS))),
+                st.sampled_from([False, False, False, True]),
+            ),
+            min_size=1,
+            max_size=6,
         ),
         exclude_c=st.booleans(),
     )
     def test_any_sequence_of_replies_parses_as_without_a_cache(
-        self, replies: list[list[int]], exclude_c: bool
+        self, replies: list[tuple[list[int], int, bool]], exclude_c: bool
     ) -> None:
         # Whatever came before (including failed replies, whose cache the caller drops), a
-        # cached parse returns exactly what the plain parse returns, or fails with its message.
+        # cached parse returns exactly what the plain parse returns, or fails just like it.
         def admit(name: str) -> bool:
             return not (exclude_c and name == "c")
 
         cache: ParseCache | None = None
-        for picks in replies:
-            body = _reply([copy.deepcopy(_GROUP_VARIANTS[i]) for i in picks])
+        for picks, spelling, error in replies:
+            body = _spelled([copy.deepcopy(_GROUP_VARIANTS[i]) for i in picks], spelling, error)
             expected = _outcome(lambda: _parse(body, admit=admit))  # noqa: B023  # called at once
             try:
                 snapshot, new_cache = _cached(body, cache, admit=admit)
-            except BadResponse as exc:
-                assert expected == ("error", str(exc))
+            except PollError as exc:
+                assert expected == ("error", type(exc).__name__, str(exc))
                 continue  # the caller keeps its previous cache
-            assert expected == ("ok", list(snapshot.streams.items()))
+            assert expected == ("ok", snapshot.request_id, list(snapshot.streams.items()))
             cache = new_cache
 
 
