@@ -30,7 +30,7 @@ from exporter.config import AccountConfig, Config
 from exporter.diff import DiffResult, DiffRules, RegionState, diff
 from exporter.events import event_to_dict
 from exporter.model import Event, RegionKey, Snapshot
-from exporter.parse import parse_snapshot
+from exporter.parse import ParseCache, parse_snapshot, parse_snapshot_cached
 from exporter.scheduler.budget import SlidingWindowBudget
 from exporter.scheduler.plan import (
     PollStrategy,
@@ -108,6 +108,7 @@ class Runner:
         self._keys = _interleave(config.accounts)
         self._lock = threading.Lock()  # region states + store + event log, see module docstring
         self._states: dict[RegionKey, RegionState] = {}
+        self._parse_caches: dict[RegionKey, ParseCache] = {}  # full-list replies only
         self._dirty = False
         self._unexported: dict[RegionKey, int] = {}
         self._last_error: dict[RegionKey, str] = {}
@@ -407,7 +408,7 @@ class Runner:
                 finally:
                     budget.release(slot)  # the reply bounds the arrival: see budget.py
                 elapsed = self._monotonic() - started
-                snapshot = await self._parse(key, body)
+                snapshot = await self._parse(key, body, name)
             except PollError as exc:
                 self._health.observe_request(
                     key, exc.code, elapsed if elapsed is not None else self._monotonic() - started
@@ -447,15 +448,23 @@ class Runner:
             )
             self._replan(account)
 
-    async def _parse(self, key: RegionKey, body: bytes) -> Snapshot:
+    async def _parse(self, key: RegionKey, body: bytes, name: str | None = None) -> Snapshot:
         def parse() -> Snapshot:
-            return parse_snapshot(
+            admit = self._config.streams.admits
+            if name is not None:  # one watched name: nothing worth remembering
+                return parse_snapshot(
+                    body, account=key.account, region=key.region, taken_at=self._clock(), admit=admit
+                )
+            # Reuses the Stream of every group unchanged since the last reply (see parse.py).
+            snapshot, self._parse_caches[key] = parse_snapshot_cached(
                 body,
                 account=key.account,
                 region=key.region,
                 taken_at=self._clock(),
-                admit=self._config.streams.admits,
+                previous=self._parse_caches.get(key),
+                admit=admit,
             )
+            return snapshot
 
         if len(body) > _THREAD_PARSE_BYTES:
             return await asyncio.to_thread(parse)
