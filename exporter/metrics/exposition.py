@@ -28,6 +28,7 @@ __all__ = [
     "escape_label_value",
     "go_float",
     "gzip_append",
+    "gzip_append_parts",
     "gzip_member",
     "header",
     "label_pairs",
@@ -132,14 +133,19 @@ def gzip_append(member: bytes, crc: int, size: int, extra: bytes) -> bytes:
     """
     if not extra:
         return member
+    return b"".join(gzip_append_parts(member, crc, size, extra))
+
+
+def gzip_append_parts(
+    member: bytes, crc: int, size: int, extra: bytes
+) -> tuple[memoryview, bytes, bytes, bytes]:
+    """:func:`gzip_append` as buffers to write in order: no copy of the cached member at all."""
     cut = len(member) - len(_DEFLATE_END) - _TRAILER_SIZE
-    return b"".join(
-        (
-            memoryview(member)[:cut],
-            deflate_block(extra),
-            _DEFLATE_END,
-            _trailer(zlib.crc32(extra, crc), size + len(extra)),
-        )
+    return (
+        memoryview(member)[:cut],
+        deflate_block(extra),
+        _DEFLATE_END,
+        _trailer(zlib.crc32(extra, crc), size + len(extra)),
     )
 
 

@@ -153,10 +153,10 @@ class TestComposition:
     def test_plain_and_gzip_bodies_agree_in_one_member(self) -> None:
         store, health = self._sources()
         source = metrics_source(store, health)
-        plain = source(False)
+        plain = b"".join(source(False))
         # One member: httpx and curl 7.88 stop after the first member of a concatenated body.
         decoder = zlib.decompressobj(16 + zlib.MAX_WBITS)
-        assert decoder.decompress(source(True)) == plain
+        assert decoder.decompress(b"".join(source(True))) == plain
         assert decoder.eof and decoder.unused_data == b""
         assert b"tencent_live_up{" in plain and b"tencent_live_stream_online{" in plain
         samples(plain)  # parses as one exposition
@@ -166,7 +166,7 @@ class TestComposition:
         store, health = self._sources()
         result = subprocess.run(
             ["promtool", "check", "metrics"],
-            input=metrics_source(store, health)(False),
+            input=b"".join(metrics_source(store, health)(False)),
             capture_output=True,
             timeout=60,
             check=False,

@@ -173,6 +173,14 @@ class TestGzip:
         assert r.raw_body == body[True]
         assert gzip.decompress(r.raw_body) == body[False]
 
+    def test_a_body_in_parts_goes_out_in_order_with_one_length(self, serve):
+        """Sources may return buffers (no join of a 100 MB cached body per scrape)."""
+        parts = (b"a 1\n", memoryview(b"xxb 2\n")[2:], b"c 3\n")
+        server = serve(WebSources(metrics=lambda _: parts, events=list, ready=lambda: True, statuses=list))
+        r = raw_get(f"{server.url}/metrics", "identity")
+        assert r.raw_body == b"a 1\nb 2\nc 3\n"
+        assert int(r.headers["Content-Length"]) == len(r.raw_body)
+
     def test_missing_header_means_plain(self):
         assert gzip_accepted("") is False
 
