@@ -15,9 +15,13 @@ kube-state-metrics' model (``metrics_store.go``, ``metrics_writer.go``) at 100,0
   next one at most once per generation. ``render_gzip()`` deflates only blocks that changed
   (see :mod:`exporter.metrics.exposition`) and caches the member per generation.
 
-One lock guards everything: the poller calls :meth:`MetricStore.apply` and :meth:`expire`,
-the web thread :meth:`render` / :meth:`render_gzip`; bodies are immutable ``bytes``, so a
-scrape that got one keeps a consistent view while the next is being built.
+Locking: ``_lock`` guards the mutable state (the poller's :meth:`MetricStore.apply` and
+:meth:`expire`, and the body build that reads it). Finished bodies are published as immutable
+references (:class:`_Plain`, :class:`_Packed`) that a scrape reads without any lock. While a
+build is under way (``_build_lock`` held: ~0.12 s at 100k streams, a 100 MB join and a 20 MB
+deflate per changed region), a scrape serves the previous generation's complete bytes instead
+of waiting; it waits only when no body of the wanted kind exists yet. Measured at 100k streams
+with one poll a second: scrapes queued behind ``prepare()`` for up to ~135 ms (p99) before.
 """
 
 from __future__ import annotations
@@ -25,6 +29,7 @@ from __future__ import annotations
 import threading
 import zlib
 from collections.abc import Collection, Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from exporter.metrics.blocks import (
@@ -59,6 +64,24 @@ _EVENT_COUNTER = {
 }
 
 
+@dataclass(frozen=True, slots=True)
+class _Plain:
+    """A published plain body and the generation it shows."""
+
+    generation: int
+    body: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class _Packed:
+    """A published gzip member, the CRC-32 and length of the text it holds, and its generation."""
+
+    generation: int
+    member: bytes
+    crc: int
+    size: int
+
+
 class MetricStore:
     """Per-stream and per-region families of every polled region, ready to serve.
 
@@ -78,7 +101,8 @@ class MetricStore:
         self._per_stream = per_stream_metrics
         self._cap = max_per_region
         self._retention = retention
-        self._lock = threading.Lock()
+        self._lock = threading.Lock()  # the mutable state below
+        self._build_lock = threading.Lock()  # one body build at a time; scrapes never wait on it
         self._regions: dict[RegionKey, RegionBlocks] = {}
         self._order: list[RegionBlocks] = []
         self._restored: dict[RegionKey, tuple[dict[str, int], dict[str, list[int]]]] = {}
@@ -86,9 +110,9 @@ class MetricStore:
         self._body = b""
         self._body_generation = 0
         self._emitted: list[bool] = [False] * len(SPECS)
-        self._gzip = gzip_member((), 0, 0)
-        self._gzip_crc = 0
-        self._gzip_generation = 0
+        # What scrapes read, swapped as whole references (atomic) after each build.
+        self._plain = _Plain(0, b"")
+        self._packed = _Packed(0, gzip_member((), 0, 0), 0, 0)
 
     @property
     def generation(self) -> int:
@@ -148,10 +172,20 @@ class MetricStore:
             return removed
 
     def render(self) -> bytes:
-        """The exposition body; the same object until the next change."""
-        with self._lock:
-            self._build_body()
-            return self._body
+        """The exposition body; the same object until the next change.
+
+        While another thread is building the next body, the previous one (complete, one
+        generation older) is returned at once rather than after the build.
+        """
+        plain = self._plain
+        if plain.generation == self._generation:
+            return plain.body
+        if not self._build_lock.acquire(blocking=plain.generation == 0):
+            return plain.body  # a build is under way: serve the previous generation
+        try:
+            return self._publish(gzipped=False)[0].body
+        finally:
+            self._build_lock.release()
 
     def render_gzip(self, suffix: bytes = b"") -> bytes:
         """The body, then ``suffix`` (the health families), as one gzip member.
@@ -172,22 +206,44 @@ class MetricStore:
         return gzip_append_parts(member, crc, size, suffix)
 
     def _gzip_state(self) -> tuple[bytes, int, int]:
+        """The current gzip member, or the previous one while a build is under way."""
+        packed = self._packed
+        if packed.generation == self._generation:
+            return packed.member, packed.crc, packed.size
+        if not self._build_lock.acquire(blocking=packed.generation == 0):
+            return packed.member, packed.crc, packed.size  # a build is under way: the previous one
+        try:
+            packed = self._publish(gzipped=True)[1]
+            return packed.member, packed.crc, packed.size
+        finally:
+            self._build_lock.release()
+
+    def _publish(self, *, gzipped: bool) -> tuple[_Plain, _Packed]:
+        """Build what the current generation lacks and publish it; caller holds ``_build_lock``.
+
+        ``_lock`` is held for the build (it reads the state ``apply`` mutates), so polls wait for
+        it; scrapes do not (they read the published references).
+        """
         with self._lock:
             self._build_body()
-            if self._gzip_generation != self._body_generation:
-                deflated, self._gzip_crc = self._deflated_blocks()
-                self._gzip = gzip_member(deflated, self._gzip_crc, len(self._body))
-                self._gzip_generation = self._body_generation
-            return self._gzip, self._gzip_crc, len(self._body)
+            if self._plain.generation != self._body_generation:
+                self._plain = _Plain(self._body_generation, self._body)
+            if gzipped and self._packed.generation != self._body_generation:
+                deflated, crc = self._deflated_blocks()
+                member = gzip_member(deflated, crc, len(self._body))
+                self._packed = _Packed(self._body_generation, member, crc, len(self._body))
+            return self._plain, self._packed
 
     def prepare(self) -> None:
         """Build the plain and gzip bodies now, so the next scrape only hands out cached bytes.
 
         Optional: :meth:`render` and :meth:`render_gzip` build on demand. Calling this from the
-        poller's worker thread after :meth:`apply` moves that work (~0.1 s at 100k streams) off
-        the scrape, at the price of doing it for every poll rather than every scrape.
+        poller's worker thread after :meth:`apply` moves that work (~0.12 s at 100k streams)
+        off the scrape, at the price of doing it for every poll rather than every scrape.
+        Scrapes during it get the previous generation without waiting.
         """
-        self.render_gzip()
+        with self._build_lock:
+            self._publish(gzipped=True)
 
     def export_counters(self) -> dict[str, Any]:
         """Counter values for the state file: JSON-able, streams only when a counter is non-zero."""
