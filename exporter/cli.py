@@ -10,12 +10,14 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import ctypes
+import os
 import platform
 import secrets
 import signal
 import sys
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TextIO
@@ -53,8 +55,13 @@ __all__ = [
     "main",
     "parse_flags",
     "run",
+    "tune_malloc",
     "version_text",
 ]
+
+# glibc mallopt(3): M_MMAP_THRESHOLD, and 1 MiB (see tune_malloc).
+_M_MMAP_THRESHOLD = -3
+_MMAP_THRESHOLD_BYTES = 1 << 20
 
 # --demo: a small fleet that changes every few seconds, so metrics move within a minute.
 _DEMO_STREAMS_PER_REGION = 12
@@ -211,8 +218,26 @@ def check_config(flags: Flags, *, out: TextIO) -> int:
     return 0 if ok else 1
 
 
+def tune_malloc(env: Mapping[str, str] = os.environ) -> bool:
+    """Give freed large blocks back to the OS (glibc only); True when the setting took.
+
+    The store builds a new ~100 MB body per poll at 100k streams and drops the old one. glibc's
+    dynamic mmap threshold climbs past that size, so freed bodies stay in the heap as
+    fragments: measured RSS under load 370-410 MB, versus ~313 MB flat with a fixed 1 MiB
+    threshold. An operator's own ``MALLOC_MMAP_THRESHOLD_`` wins.
+    """
+    if sys.platform != "linux" or "MALLOC_MMAP_THRESHOLD_" in env:
+        return False
+    try:
+        libc = ctypes.CDLL("libc.so.6")
+        return bool(libc.mallopt(_M_MMAP_THRESHOLD, _MMAP_THRESHOLD_BYTES))
+    except (OSError, AttributeError):  # not glibc (musl, ...): nothing to tune
+        return False
+
+
 def run(flags: Flags) -> int:
     """Build everything, serve and poll until SIGTERM/SIGINT; 0 on a clean stop, 1 if startup fails."""
+    tune_malloc()
     configure_logging(level=flags.log_level, fmt=flags.log_format)
     log = structlog.get_logger("exporter")
     demo: SimulatorServer | None = None

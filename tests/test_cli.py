@@ -218,3 +218,16 @@ def test_python_m_exporter_and_module_main_agree() -> None:
         check=False,
     )
     assert result.returncode == 0 and __version__ in result.stdout
+
+
+class TestMallocTuning:
+    @pytest.mark.skipif(sys.platform != "linux", reason="glibc mallopt")
+    def test_glibc_takes_a_fixed_mmap_threshold(self) -> None:
+        from exporter.cli import tune_malloc
+
+        assert tune_malloc({}) is True
+
+    def test_an_operators_own_setting_wins(self) -> None:
+        from exporter.cli import tune_malloc
+
+        assert tune_malloc({"MALLOC_MMAP_THRESHOLD_": "131072"}) is False
