@@ -21,6 +21,7 @@ import time
 from collections.abc import Callable, Collection, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import structlog
 from apscheduler.events import EVENT_JOB_MAX_INSTANCES, EVENT_JOB_MISSED, JobEvent
@@ -221,12 +222,32 @@ class Runner:
             self._log.info("state_file_absent", path=str(path))
             return
         wanted = set(self._keys)
-        with self._lock:
-            for key, region_state in saved.regions.items():
-                if key in wanted:
-                    self._states[key] = region_state
-            self._store.restore_counters(dict(saved.counters))
+        await asyncio.to_thread(self._restore_sync, saved.regions, saved.counters, wanted)
         self._log.info("state_restored", path=str(path), regions=len(wanted & set(saved.regions)))
+
+    def _restore_sync(
+        self, regions: Mapping[RegionKey, RegionState], counters: Mapping[str, Any], wanted: set[RegionKey]
+    ) -> None:
+        """Adopt the saved states and counters, and export them at once.
+
+        The last saved snapshot of each region goes to the store as it was (no events), so
+        counters continue on the very first scrape after a restart instead of vanishing until
+        the region's first poll; the first poll then diffs against that same state.
+        """
+        now = self._clock()
+        with self._lock:
+            self._store.restore_counters(dict(counters))
+            for key, region_state in regions.items():
+                if key not in wanted:
+                    continue
+                self._states[key] = region_state
+                last = Snapshot(
+                    account=key.account, region=key.region, taken_at=now, streams=region_state.streams
+                )
+                self._store.apply(
+                    last, changed=frozenset(region_state.streams), dropped=frozenset(), events=()
+                )
+        self._store.prepare()
 
     def _plan(self, account: str) -> Schedule:
         """The account's schedule against the budget in force (lowered while throttled)."""

@@ -344,6 +344,31 @@ class TestStateFile:
         run(first_run())
         run(second_run())
 
+    def test_restored_counters_are_exported_before_the_first_poll(self, vendor, tmp_path: Path) -> None:
+        vendor.set_stream("ap-guangzhou", "news", A, B)
+        path = tmp_path / "state.json"
+        labels = {"account": "prod", "region": "ap-guangzhou"}
+
+        async def first_run() -> None:
+            async with harness(vendor, state_file=path) as h:
+                await h.runner.run_cycle()
+                vendor.set_stream("ap-guangzhou", "news", ("100", False), ("200", True))
+                await h.runner.run_cycle()
+
+        async def second_run() -> None:
+            async with harness(vendor, state_file=path) as h:
+                await h.runner.restore()
+                assert len(vendor.log) == 2  # no poll yet in this run
+                assert h.metric("tencent_live_region_switchovers_total", **labels, reason="handover") == 1
+                assert h.metric("tencent_live_stream_switchovers_total", **labels, stream="news") == 1
+                assert h.metric("tencent_live_stream_online", **labels, stream="news") == 1
+                assert h.events.recent() == []  # the restored snapshot is not news
+                await h.runner.run_cycle()  # unchanged since the save: nothing counted twice
+                assert h.metric("tencent_live_stream_switchovers_total", **labels, stream="news") == 1
+
+        run(first_run())
+        run(second_run())
+
 
 class TestLifecycle:
     def test_start_polls_every_region_and_stop_saves(self, vendor, tmp_path: Path) -> None:
