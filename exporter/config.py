@@ -13,19 +13,32 @@ Secrets: no message quotes a scalar of a secret key, and as a last guard every s
 from __future__ import annotations
 
 import difflib
-import math
 import os
 import re
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Final, TypeVar
+from typing import Final
 from urllib.parse import urlsplit
 
-import yaml
-from yaml.constructor import ConstructorError, SafeConstructor
-from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
+from yaml.nodes import Node, ScalarNode, SequenceNode
 
+from exporter._yamlcheck import Context as _Context
+from exporter._yamlcheck import Report as _Report
+from exporter._yamlcheck import compose as _compose
+from exporter._yamlcheck import format_duration, parse_duration
+from exporter._yamlcheck import get_field as _get
+from exporter._yamlcheck import join as _join
+from exporter._yamlcheck import kind as _kind
+from exporter._yamlcheck import mapping_fields as _fields
+from exporter._yamlcheck import read_boolean as _boolean
+from exporter._yamlcheck import read_duration as _duration
+from exporter._yamlcheck import read_integer as _integer
+from exporter._yamlcheck import read_path as _path
+from exporter._yamlcheck import read_positive_number as _positive_number
+from exporter._yamlcheck import read_regex as _regex
+from exporter._yamlcheck import read_text as _text
+from exporter._yamlcheck import read_text_list as _text_list
 from exporter.credentials import (
     ENV_SECRET_KEY,
     ENV_SESSION_TOKEN,
@@ -64,58 +77,6 @@ DEFAULT_REGIONS: Final[tuple[str, ...]] = (
 # The vendor page also lists these two; accepted when configured, never polled by default (SPEC 2).
 KNOWN_REGIONS: Final[tuple[str, ...]] = (*DEFAULT_REGIONS, "ap-seoul", "ap-tokyo")
 DEFAULT_ENDPOINT: Final = "https://live.tencentcloudapi.com"
-
-_UNITS: Final = {
-    "y": 365 * 86400.0,
-    "w": 7 * 86400.0,
-    "d": 86400.0,
-    "h": 3600.0,
-    "m": 60.0,
-    "s": 1.0,
-    "ms": 0.001,
-}
-_UNIT_ORDER: Final = tuple(_UNITS)
-_DURATION_PART: Final = re.compile(r"(\d+)(ms|[ywdhms])")
-_UNIT_HINT: Final = "units: ms, s, m, h, d, w, y; e.g. 500ms, 15s, 5m, 1h, 1m30s"
-
-
-def parse_duration(text: str) -> float:
-    """Seconds in a Prometheus-style duration (``500ms``, ``15s``, ``1m30s``).
-
-    Units go largest first, each at most once, as in Prometheus. A bare number is refused rather
-    than guessed: ``15`` could mean seconds or milliseconds, and the wrong guess polls 1000x too often.
-
-    Raises:
-        ValueError: with a hint (``"15" has no unit: write 15s``).
-    """
-    if re.fullmatch(r"\d+(\.\d+)?", text):
-        raise ValueError(f'"{text}" has no unit: write "{text}s" for seconds ({_UNIT_HINT})')
-    total, pos, last = 0.0, 0, -1
-    while pos < len(text) and (match := _DURATION_PART.match(text, pos)):
-        rank = _UNIT_ORDER.index(match.group(2))
-        if rank <= last:
-            raise ValueError(
-                f'invalid duration "{text}": units must go largest first, each once ({_UNIT_HINT})'
-            )
-        total += int(match.group(1)) * _UNITS[match.group(2)]
-        pos, last = match.end(), rank
-    if not text or pos != len(text):
-        raise ValueError(f'invalid duration "{text}" ({_UNIT_HINT})')
-    return total
-
-
-def format_duration(seconds: float) -> str:
-    """The shortest duration text ``parse_duration`` reads back (for logs and the landing page)."""
-    millis = round(seconds * 1000)
-    if millis == 0:
-        return "0s"
-    parts = []
-    for unit in ("h", "m", "s", "ms"):
-        size = round(_UNITS[unit] * 1000)
-        count, millis = divmod(millis, size)
-        if count:
-            parts.append(f"{count}{unit}")
-    return "".join(parts)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -229,253 +190,13 @@ def parse_config(text: str, *, source: str, base_dir: Path, env: Mapping[str, st
     root = _compose(text, report)
     config = _config(root, _Context(report, base_dir, env)) if root is not None else None
     if config is None or report.has_problems():
-        raise report.error()
+        raise ConfigError(report.problems())
     return _with_warnings(config, report)
-
-
-# ---------------------------------------------------------------------------------------------
-# Problem collection
-
-
-class _Report:
-    """Collects problems with their lines; scrubs secrets from the text before anyone sees it."""
-
-    def __init__(self, source: str) -> None:
-        self.source = source
-        self._problems: list[tuple[int, str]] = []
-        self._warnings: list[tuple[int, str]] = []
-        self.secrets: set[str] = set()
-
-    def problem(self, where: Node | int, path: str, message: str) -> None:
-        self._problems.append(self._format(where, path, message))
-
-    def warning(self, where: Node | int, path: str, message: str) -> None:
-        self._warnings.append(self._format(where, path, message))
-
-    def has_problems(self) -> bool:
-        return bool(self._problems)
-
-    def count(self) -> int:
-        return len(self._problems)
-
-    def error(self) -> ConfigError:
-        return ConfigError(self._finish(self._problems))
-
-    def warnings(self) -> tuple[str, ...]:
-        return tuple(self._finish(self._warnings))
-
-    def _format(self, where: Node | int, path: str, message: str) -> tuple[int, str]:
-        line = where if isinstance(where, int) else where.start_mark.line + 1
-        prefix = f"{self.source}:{line}: " + (f"{path}: " if path else "")
-        return line, prefix + message
-
-    def _finish(self, items: list[tuple[int, str]]) -> list[str]:
-        secrets = sorted((s for s in self.secrets if s), key=len, reverse=True)
-        out = []
-        for _, message in sorted(items, key=lambda item: item[0]):  # stable: same line keeps order
-            for secret in secrets:
-                message = message.replace(secret, "<redacted>")  # noqa: PLW2901
-            out.append(message)
-        return out
-
-
-@dataclass(frozen=True, slots=True)
-class _Context:
-    report: _Report
-    base_dir: Path
-    env: Mapping[str, str]
-
-
-def _compose(text: str, report: _Report) -> Node | None:
-    """The root node, or None after reporting a syntax error or an empty file."""
-    try:
-        root: Node | None = yaml.compose(text, Loader=yaml.SafeLoader)
-    except yaml.MarkedYAMLError as exc:
-        # Only problem/context: str(exc) would quote the offending line, which may hold a secret.
-        mark = exc.problem_mark or exc.context_mark
-        line, column = (mark.line + 1, mark.column + 1) if mark is not None else (1, 1)
-        detail = ", ".join(part for part in (exc.context, exc.problem) if part)
-        report.problem(line, "", f"YAML syntax error at column {column}: {detail}")
-        return None
-    except yaml.YAMLError as exc:  # ReaderError: control characters and the like, no line known
-        position = getattr(exc, "position", "?")
-        report.problem(1, "", f"not a readable YAML text (character offset {position})")
-        return None
-    if root is None:
-        report.problem(1, "", "the file is empty (write {} to take every default)")
-    return root
-
-
-# ---------------------------------------------------------------------------------------------
-# Typed readers over nodes: each reports its own problems and returns None on failure
-
-_STD = "tag:yaml.org,2002:"
-_KINDS: Final = {
-    "str": "a string",
-    "int": "an integer",
-    "float": "a number",
-    "bool": "a boolean",
-    "null": "null",
-    "timestamp": "a timestamp",
-    "binary": "binary data",
-}
-
-
-def _kind(node: Node) -> str:
-    if isinstance(node, MappingNode):
-        return "a mapping"
-    if isinstance(node, SequenceNode):
-        return "a list"
-    return _KINDS.get(node.tag.removeprefix(_STD), f"a value tagged {node.tag}")
-
-
-def _tag(node: Node) -> str | None:
-    """Short standard tag of a scalar (``int``, ``str``...); None for collections and custom tags."""
-    if isinstance(node, ScalarNode) and node.tag.startswith(_STD):
-        return node.tag.removeprefix(_STD)
-    return None
-
-
-def _join(path: str, key: str) -> str:
-    return f"{path}.{key}" if path else key
-
-
-def _fields(node: Node, path: str, known: Sequence[str], ctx: _Context) -> dict[str, Node] | None:
-    """Key -> value node of a mapping; unknown and duplicate keys are problems, null means unset."""
-    r = ctx.report
-    if not isinstance(node, MappingNode):
-        r.problem(node, path, f"expected a mapping, got {_kind(node)}")
-        return None
-    own = sum(1 for key, _ in node.value if key.tag != _STD + "merge")
-    try:
-        SafeConstructor().flatten_mapping(node)  # `<<: *defaults` merges, explicit keys override
-    except ConstructorError as exc:
-        r.problem(exc.problem_mark.line + 1 if exc.problem_mark else node, path, f"bad merge: {exc.problem}")
-        return None
-    merged = len(node.value) - own  # the first `merged` pairs came from merges
-    fields: dict[str, Node] = {}
-    lines: dict[str, int] = {}
-    for index, (key_node, value) in enumerate(node.value):
-        if _tag(key_node) is None:
-            r.problem(key_node, path, f"keys must be strings, got {_kind(key_node)}")
-            continue
-        key = str(key_node.value)
-        if key not in known:
-            r.problem(key_node, _join(path, key[:60]), _unknown_key(key, known))
-            continue
-        if index >= merged:
-            if key in lines:
-                r.problem(key_node, _join(path, key), f"duplicate key (first set on line {lines[key]})")
-                continue
-            lines[key] = key_node.start_mark.line + 1
-        fields.pop(key, None)
-        if _tag(value) != "null":
-            fields[key] = value
-    return fields
-
-
-def _unknown_key(key: str, known: Sequence[str]) -> str:
-    close = difflib.get_close_matches(key, known, n=1)
-    if close:
-        return f'unknown key (did you mean "{close[0]}"?)'
-    return "unknown key (known: " + ", ".join(known) + ")"
-
-
-def _text(node: Node, path: str, ctx: _Context, *, secret: bool = False) -> str | None:
-    """A scalar as written: ``name: 0123`` is the string "0123", not the integer 83."""
-    if _tag(node) not in ("str", "int", "float", "bool", "timestamp"):
-        r = ctx.report
-        r.problem(node, path, f"expected a string, got {_kind(node)}")
-        return None
-    value = str(node.value)
-    if secret:
-        ctx.report.secrets.add(value)
-    return value
-
-
-def _integer(node: Node, path: str, ctx: _Context, *, minimum: int, hint: str = "") -> int | None:
-    if not isinstance(node, ScalarNode) or _tag(node) != "int":
-        ctx.report.problem(node, path, f"expected an integer, got {_kind(node)}")
-        return None
-    value = int(SafeConstructor().construct_yaml_int(node))
-    if value < minimum:
-        ctx.report.problem(node, path, f"must be at least {minimum}, got {value}{hint}")
-        return None
-    return value
-
-
-def _positive_number(node: Node, path: str, ctx: _Context) -> float | None:
-    if not isinstance(node, ScalarNode) or _tag(node) not in ("int", "float"):
-        ctx.report.problem(node, path, f"expected a number, got {_kind(node)}")
-        return None
-    value = float(SafeConstructor().construct_yaml_float(node))
-    if not (value > 0 and math.isfinite(value)):
-        ctx.report.problem(node, path, f"must be a finite number greater than 0, got {node.value}")
-        return None
-    return value
-
-
-def _boolean(node: Node, path: str, ctx: _Context) -> bool | None:
-    if not isinstance(node, ScalarNode) or _tag(node) != "bool":
-        ctx.report.problem(node, path, f"expected true or false, got {_kind(node)}")
-        return None
-    return bool(SafeConstructor().construct_yaml_bool(node))
-
-
-def _duration(node: Node, path: str, ctx: _Context, *, positive: bool) -> float | None:
-    if _tag(node) not in ("str", "int", "float"):
-        ctx.report.problem(node, path, f"expected a duration such as 15s, got {_kind(node)}")
-        return None
-    try:
-        value = parse_duration(str(node.value))
-    except ValueError as exc:
-        ctx.report.problem(node, path, str(exc))
-        return None
-    if positive and value <= 0:
-        ctx.report.problem(node, path, f'must be greater than 0, got "{node.value}"')
-        return None
-    return value
-
-
-def _regex(node: Node, path: str, ctx: _Context) -> re.Pattern[str] | None:
-    source = _text(node, path, ctx)
-    if source is None:
-        return None
-    try:
-        return re.compile(source)
-    except re.error as exc:
-        ctx.report.problem(node, path, f"invalid regex {source!r}: {exc.msg} at position {exc.pos}")
-        return None
-
-
-def _text_list(
-    node: Node, path: str, ctx: _Context, check: Callable[[str, Node, str], bool]
-) -> list[str] | None:
-    """A list of distinct strings, each passed through ``check`` (which reports its own problems)."""
-    r = ctx.report
-    if not isinstance(node, SequenceNode):
-        r.problem(node, path, f"expected a list, got {_kind(node)}")
-        return None
-    before = r.count()
-    items: list[str] = []
-    first_line: dict[str, int] = {}
-    for index, item in enumerate(node.value):
-        item_path = f"{path}[{index}]"
-        value = _text(item, item_path, ctx)
-        if value is None or not check(value, item, item_path):
-            continue
-        if value in first_line:
-            r.problem(item, item_path, f'duplicate "{value}" (first on line {first_line[value]})')
-            continue
-        first_line[value] = item.start_mark.line + 1
-        items.append(value)
-    return items if r.count() == before else None
 
 
 # ---------------------------------------------------------------------------------------------
 # The schema: top level, streams, accounts
 
-_T = TypeVar("_T")
 _TOP_KEYS: Final = (
     "poll_interval",
     "request_timeout",
@@ -499,12 +220,6 @@ _ACCOUNT_KEYS: Final = (
     "stream_names",
 )
 _NO_NAMES: Final[tuple[str, ...]] = ()
-_Reader = Callable[[Node, str], "_T | None"]
-
-
-def _get(fields: Mapping[str, Node], key: str, path: str, read: _Reader[_T], default: _T) -> _T | None:
-    node = fields.get(key)
-    return default if node is None else read(node, _join(path, key))
 
 
 def _config(root: Node, ctx: _Context) -> Config | None:
@@ -559,16 +274,6 @@ def _check_timeout(f: Mapping[str, Node], root: Node, poll: float, timeout: floa
         ctx.report.warning(
             node, "request_timeout", f"equals poll_interval ({compared}); a slow reply delays the next poll"
         )
-
-
-def _path(node: Node, path: str, ctx: _Context) -> Path | None:
-    text = _text(node, path, ctx)
-    if text is None:
-        return None
-    if not text.strip():
-        ctx.report.problem(node, path, "is an empty path")
-        return None
-    return ctx.base_dir / text  # an absolute text stays absolute
 
 
 def _streams(node: Node | None, ctx: _Context) -> StreamFilter | None:
