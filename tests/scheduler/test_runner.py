@@ -319,19 +319,22 @@ class TestWatchList:
         run(main())
 
 
+async def _save_after_a_handover(vendor, path: Path) -> None:
+    """First run of a restart test: baseline, one handover (100 -> 200), state saved at stop."""
+    async with harness(vendor, state_file=path) as h:
+        await h.runner.run_cycle()
+        vendor.set_stream("ap-guangzhou", "news", ("100", False), ("200", True))
+        await h.runner.run_cycle()
+        labels = {"account": "prod", "region": "ap-guangzhou"}
+        assert h.metric("tencent_live_region_switchovers_total", **labels, reason="handover") == 1
+    assert path.exists()
+
+
 class TestStateFile:
     def test_restart_diffs_against_the_restored_state(self, vendor, tmp_path: Path) -> None:
         vendor.set_stream("ap-guangzhou", "news", A, B)
         path = tmp_path / "state.json"
         labels = {"account": "prod", "region": "ap-guangzhou"}
-
-        async def first_run() -> None:
-            async with harness(vendor, state_file=path) as h:
-                await h.runner.run_cycle()
-                vendor.set_stream("ap-guangzhou", "news", ("100", False), ("200", True))
-                await h.runner.run_cycle()
-                assert h.metric("tencent_live_region_switchovers_total", **labels, reason="handover") == 1
-            assert path.exists()
 
         async def second_run() -> None:
             async with harness(vendor, state_file=path) as h:
@@ -341,19 +344,13 @@ class TestStateFile:
                 await h.runner.run_cycle()
                 assert h.metric("tencent_live_region_switchovers_total", **labels, reason="handover") == 2
 
-        run(first_run())
+        run(_save_after_a_handover(vendor, path))
         run(second_run())
 
     def test_restored_counters_are_exported_before_the_first_poll(self, vendor, tmp_path: Path) -> None:
         vendor.set_stream("ap-guangzhou", "news", A, B)
         path = tmp_path / "state.json"
         labels = {"account": "prod", "region": "ap-guangzhou"}
-
-        async def first_run() -> None:
-            async with harness(vendor, state_file=path) as h:
-                await h.runner.run_cycle()
-                vendor.set_stream("ap-guangzhou", "news", ("100", False), ("200", True))
-                await h.runner.run_cycle()
 
         async def second_run() -> None:
             async with harness(vendor, state_file=path) as h:
@@ -366,7 +363,7 @@ class TestStateFile:
                 await h.runner.run_cycle()  # unchanged since the save: nothing counted twice
                 assert h.metric("tencent_live_stream_switchovers_total", **labels, stream="news") == 1
 
-        run(first_run())
+        run(_save_after_a_handover(vendor, path))
         run(second_run())
 
 
