@@ -11,22 +11,37 @@ Two choices:
   series, are only meaningful in OpenMetrics, and Prometheus ignores them in text format.
 - ``tencent_live_snapshot_age_seconds`` is computed at scrape time from the injected clock
   (SPEC 5: "its snapshot age keeps growing" while polls fail); a stored gauge would freeze.
+- The standard ``process_*`` families come from client_python's ``ProcessCollector`` registered
+  on this private registry (it reads ``/proc``; elsewhere it yields nothing), so the exporter's
+  own memory and CPU can be alerted on like any Go exporter's.
 """
 
 from __future__ import annotations
 
+import contextlib
+import json
+import platform
+import subprocess
 import threading
 import time
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from importlib import metadata
+from pathlib import Path
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, ProcessCollector, generate_latest
 from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
 from exporter.model import RegionKey, RegionStatus
 
-__all__ = ["API_DURATION_BUCKETS", "POLL_DURATION_BUCKETS", "HealthMetrics"]
+__all__ = [
+    "API_DURATION_BUCKETS",
+    "POLL_DURATION_BUCKETS",
+    "UNKNOWN_REVISION",
+    "HealthMetrics",
+    "build_revision",
+]
 
 # A request times out after request_timeout (5 s by default): fine resolution below a second,
 # then every second up to the timeout and one bucket just past it, so timeouts stand apart.
@@ -37,6 +52,43 @@ POLL_DURATION_BUCKETS = (0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 15.0, 30.0, 60.0, 
 _P = "tencent_live_"
 _REGION = ("account", "region")
 _OK = "OK"
+_DIST = "tencent-live-exporter"
+UNKNOWN_REVISION = "unknown"
+
+
+def build_revision() -> str:
+    """The source revision this exporter was built from, for ``exporter_build_info{revision}``.
+
+    A wheel installed from git records the commit in its metadata (``direct_url.json``,
+    PEP 610); an editable or source checkout asks git once at startup. Anything else (a
+    wheel built from an sdist, no git on the box) is ``unknown`` rather than a guess.
+    """
+    try:
+        raw = metadata.distribution(_DIST).read_text("direct_url.json")
+    except metadata.PackageNotFoundError:
+        raw = None
+    if raw:
+        try:
+            commit = json.loads(raw).get("vcs_info", {}).get("commit_id")
+        except (ValueError, AttributeError):
+            commit = None
+        if isinstance(commit, str) and commit.isalnum():
+            return commit[:12]
+    root = Path(__file__).resolve().parents[2]
+    if not (root / ".git").exists():
+        return UNKNOWN_REVISION
+    try:
+        done = subprocess.run(
+            ["git", "-C", str(root), "rev-parse", "--short=12", "HEAD"],
+            capture_output=True,
+            text=True,
+            timeout=2.0,
+            check=False,
+        )
+    except (OSError, subprocess.SubprocessError):
+        return UNKNOWN_REVISION
+    out = done.stdout.strip()
+    return out if done.returncode == 0 and out.isalnum() else UNKNOWN_REVISION
 
 
 @dataclass(slots=True)
@@ -46,6 +98,8 @@ class _Status:
     last_success: float | None = None
     last_error: str | None = None
     streams: int = 0
+    codes: set[str] = field(default_factory=set)
+    anomaly_reasons: set[str] = field(default_factory=set)
 
 
 class _WithoutCreated(Collector):
@@ -84,14 +138,25 @@ class HealthMetrics:
 
     Args:
         version: value of ``tencent_live_exporter_build_info{version}``.
+        revision: ``{revision}`` of the same family (see :func:`build_revision`).
         clock: wall clock for the snapshot age; the runner passes Unix seconds to
             :meth:`poll_succeeded` from the same kind of clock.
+        process_metrics: register the standard ``process_*`` families (off in tests that
+            compare whole bodies, since memory and CPU move between two renders).
     """
 
-    def __init__(self, version: str, *, clock: Callable[[], float] = time.time) -> None:
+    def __init__(
+        self,
+        version: str,
+        *,
+        revision: str = UNKNOWN_REVISION,
+        clock: Callable[[], float] = time.time,
+        process_metrics: bool = True,
+    ) -> None:
         self.clock = clock
         self._lock = threading.Lock()
         self._status: dict[RegionKey, _Status] = {}
+        self._accounts: set[str] = set()
         inner = CollectorRegistry(auto_describe=True)
         self._up = Gauge(_P + "up", "1 when the region's last poll succeeded.", _REGION, registry=inner)
         self._last_success = Gauge(
@@ -144,13 +209,46 @@ class HealthMetrics:
             buckets=POLL_DURATION_BUCKETS,
             registry=inner,
         )
-        build = Gauge(
-            _P + "exporter_build_info", "Version of the exporter; always 1.", ("version",), registry=inner
+        self._anomalies = Counter(
+            _P + "parse_anomalies",
+            "Odd records in successful replies that were skipped or read leniently, by reason.",
+            (*_REGION, "reason"),
+            registry=inner,
         )
-        build.labels(version).set(1)
+        self._refreshes = Counter(
+            _P + "credential_refreshes",
+            "Credential loads and renewals of the account by result (ok or error).",
+            ("account", "result"),
+            registry=inner,
+        )
+        self._expiry = Gauge(
+            _P + "credential_expiry_timestamp_seconds",
+            "Unix time the account's temporary credentials expire (absent for long-lived keys).",
+            ("account",),
+            registry=inner,
+        )
+        self._reload_ok = Gauge(
+            _P + "config_last_reload_successful",
+            "1 when the last configuration (re)load succeeded, 0 when it was rejected.",
+            registry=inner,
+        )
+        self._reload_ts = Gauge(
+            _P + "config_last_reload_success_timestamp_seconds",
+            "Unix time of the last successful configuration (re)load.",
+            registry=inner,
+        )
+        build = Gauge(
+            _P + "exporter_build_info",
+            "Version, source revision and Python version of the exporter; always 1.",
+            ("version", "revision", "python_version"),
+            registry=inner,
+        )
+        build.labels(version, revision, platform.python_version()).set(1)
         self._registry = CollectorRegistry(auto_describe=True)
         self._registry.register(_WithoutCreated(inner))
         self._registry.register(_SnapshotAge(self))
+        if process_metrics:
+            ProcessCollector(registry=self._registry)
 
     def register(self, key: RegionKey) -> None:
         """Announce a configured region: its series exist (``up`` 0) before the first poll ends."""
@@ -164,9 +262,42 @@ class HealthMetrics:
         self._late.labels(*key)
         self._poll_seconds.labels(*key)
 
+    def unregister(self, key: RegionKey) -> None:
+        """Forget a region removed by a reload: every series labelled with it leaves ``/metrics``."""
+        with self._lock:
+            status = self._status.pop(key, None)
+        if status is None:
+            return
+        for code in status.codes | {_OK}:
+            _remove(self._requests, *key, code)
+        for reason in status.anomaly_reasons:
+            _remove(self._anomalies, *key, reason)
+        for metric in (
+            self._up,
+            self._last_success,
+            self._request_seconds,
+            self._cycle,
+            self._late,
+            self._poll_seconds,
+        ):
+            _remove(metric, *key)
+
+    def unregister_account(self, account: str) -> None:
+        """Forget an account removed by a reload: its budget and credential series go too."""
+        with self._lock:
+            self._accounts.discard(account)
+        for metric in (self._rate, self._rate_wait, self._expiry):
+            _remove(metric, account)
+        for result in ("ok", "error"):
+            _remove(self._refreshes, account, result)
+
     def observe_request(self, key: RegionKey, code: str, seconds: float) -> None:
         """One API request finished with ``code`` (``OK`` or a ``PollError`` code) after ``seconds``."""
         self.register(key)
+        with self._lock:
+            status = self._status.get(key)
+            if status is not None:
+                status.codes.add(code)
         self._requests.labels(*key, code).inc()
         self._request_seconds.labels(*key).observe(seconds)
 
@@ -196,6 +327,41 @@ class HealthMetrics:
         """A poll of the region, successful or not, took ``seconds`` end to end."""
         self.register(key)
         self._poll_seconds.labels(*key).observe(seconds)
+
+    def parse_anomalies(self, key: RegionKey, reason: str, n: int) -> None:
+        """``n`` odd records of kind ``reason`` in one successful reply of the region (SPEC 9)."""
+        self.register(key)
+        with self._lock:
+            status = self._status.get(key)
+            if status is not None:
+                status.anomaly_reasons.add(reason)
+        self._anomalies.labels(*key, reason).inc(max(0, n))
+
+    def credential_refreshed(self, account: str, result: str) -> None:
+        """A credential load or renewal of ``account`` ended with ``result`` (``ok`` or ``error``)."""
+        self._ensure_account(account)
+        self._refreshes.labels(account, result).inc()
+
+    def set_credential_expiry(self, account: str, ts: float | None) -> None:
+        """Expiry of the account's temporary credentials; ``None`` (long-lived keys) removes it."""
+        if ts is None:
+            _remove(self._expiry, account)
+        else:
+            self._expiry.labels(account).set(ts)
+
+    def config_reloaded(self, success: bool, now: float | None = None) -> None:
+        """A configuration load (startup) or reload finished; Prometheus' own reload gauges."""
+        self._reload_ok.set(1 if success else 0)
+        if success:
+            self._reload_ts.set(self.clock() if now is None else now)
+
+    def _ensure_account(self, account: str) -> None:
+        with self._lock:
+            if account in self._accounts:
+                return
+            self._accounts.add(account)
+        for result in ("ok", "error"):
+            self._refreshes.labels(account, result)
 
     def set_rate_limit(self, account: str, rps: float) -> None:
         self._rate.labels(account).set(rps)
@@ -231,7 +397,18 @@ class HealthMetrics:
                 for key, s in sorted(self._status.items())
             ]
 
+    def keys(self) -> list[RegionKey]:
+        """Every region currently registered, in order."""
+        with self._lock:
+            return sorted(self._status)
+
     def all_polled(self) -> bool:
         """True once every registered region finished at least one poll (``/readyz``)."""
         with self._lock:
             return all(s.polled for s in self._status.values())
+
+
+def _remove(metric: Counter | Gauge | Histogram, *labels: str) -> None:
+    """Remove one labelled child; a child that never existed is not an error."""
+    with contextlib.suppress(KeyError):
+        metric.remove(*labels)

@@ -2,16 +2,19 @@
 
 from __future__ import annotations
 
+import platform
+import re
 import shutil
 import subprocess
 import zlib
+from pathlib import Path
 
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from exporter.metrics import metrics_source
 from exporter.metrics.families import ALL_FAMILIES
-from exporter.metrics.health import HealthMetrics
+from exporter.metrics.health import UNKNOWN_REVISION, HealthMetrics, build_revision
 from exporter.metrics.store import MetricStore
 from exporter.model import Publisher, RegionKey, Snapshot, Stream
 
@@ -111,11 +114,84 @@ class TestCounters:
         assert get(health, "poll_duration_seconds_count", **region()) == 1.0
 
     def test_build_info_and_no_created_series(self) -> None:
-        health = HealthMetrics("9.9.9")
+        health = HealthMetrics("9.9.9", revision="abc123")
         health.observe_request(KEY, "OK", 0.1)
         body = health.render()
-        assert get(health, "exporter_build_info", version="9.9.9") == 1.0
+        python = platform.python_version()
+        assert (
+            get(health, "exporter_build_info", version="9.9.9", revision="abc123", python_version=python)
+            == 1.0
+        )
         assert b"_created" not in body
+
+    def test_build_revision_is_a_short_hex_or_unknown(self) -> None:
+        revision = build_revision()
+        assert revision == UNKNOWN_REVISION or re.fullmatch(r"[0-9a-f]{7,40}", revision)
+
+    @pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="process metrics read /proc")
+    def test_process_metrics_in_the_private_registry(self) -> None:
+        names = {n for (n, _labels) in samples(HealthMetrics("1").render())}
+        assert {"process_resident_memory_bytes", "process_open_fds", "process_start_time_seconds"} <= names
+        assert "process_cpu_seconds_total" in names
+        off = {n for (n, _labels) in samples(HealthMetrics("1", process_metrics=False).render())}
+        assert not {n for n in off if n.startswith("process_")}
+
+    def test_parse_anomalies_count_by_reason(self) -> None:
+        health = HealthMetrics("1")
+        health.parse_anomalies(KEY, "duplicate_stream_name", 2)
+        health.parse_anomalies(KEY, "duplicate_stream_name", 1)
+        health.parse_anomalies(KEY, "missing_stream_name", 0)
+        assert get(health, "parse_anomalies_total", **region(), reason="duplicate_stream_name") == 3.0
+        assert get(health, "parse_anomalies_total", **region(), reason="missing_stream_name") == 0.0
+
+    def test_credential_refreshes_and_expiry(self) -> None:
+        health = HealthMetrics("1")
+        health.credential_refreshed("prod", "ok")
+        assert get(health, "credential_refreshes_total", account="prod", result="ok") == 1.0
+        assert get(health, "credential_refreshes_total", account="prod", result="error") == 0.0
+        health.credential_refreshed("prod", "error")
+        assert get(health, "credential_refreshes_total", account="prod", result="error") == 1.0
+        health.set_credential_expiry("prod", 1_800_000_000.0)
+        assert get(health, "credential_expiry_timestamp_seconds", account="prod") == 1_800_000_000.0
+        health.set_credential_expiry("prod", None)  # long-lived keys: no expiry series at all
+        assert get(health, "credential_expiry_timestamp_seconds", account="prod") is None
+
+    def test_config_reload_gauges(self) -> None:
+        health = HealthMetrics("1", clock=Clock(500.0))
+        health.config_reloaded(True)
+        assert get(health, "config_last_reload_successful") == 1.0
+        assert get(health, "config_last_reload_success_timestamp_seconds") == 500.0
+        health.config_reloaded(False, 900.0)  # a rejected reload keeps the last success time
+        assert get(health, "config_last_reload_successful") == 0.0
+        assert get(health, "config_last_reload_success_timestamp_seconds") == 500.0
+
+    def test_unregister_removes_every_series_of_the_region_only(self) -> None:
+        health = HealthMetrics("1", process_metrics=False)
+        for key in (KEY, OTHER):
+            health.register(key)
+            health.observe_request(key, "InternalError", 0.1)
+            health.poll_succeeded(key, 1.0, 2)
+            health.parse_anomalies(key, "odd", 1)
+            health.set_poll_cycle(key, 15.0)
+            health.observe_poll(key, 0.2)
+        health.unregister(KEY)
+        body = health.render().decode()
+        assert 'region="ap-guangzhou"' not in body
+        assert get(health, "up", **region(OTHER)) == 1.0
+        assert get(health, "parse_anomalies_total", **region(OTHER), reason="odd") == 1.0
+        assert [s.region for s in health.statuses()] == [OTHER.region]
+        health.unregister(KEY)  # twice is harmless
+
+    def test_unregister_account(self) -> None:
+        health = HealthMetrics("1", process_metrics=False)
+        health.set_rate_limit("prod", 20.0)
+        health.credential_refreshed("prod", "ok")
+        health.set_credential_expiry("prod", 10.0)
+        health.set_rate_limit("staging", 5.0)
+        health.unregister_account("prod")
+        body = health.render().decode()
+        assert 'account="prod"' not in body
+        assert get(health, "rate_limit_requests_per_second", account="staging") == 5.0
 
     def test_registries_are_private(self) -> None:
         first, second = HealthMetrics("1"), HealthMetrics("1")
