@@ -77,7 +77,10 @@ CASES = [
         env={"TENCENTCLOUD_SECRET_KEY": "", "TENCENTCLOUD_SESSION_TOKEN": "token-Without-Key-0123456789"},
     ),
     _case("secret_key_file_missing.yml", (4, "accounts[0].secret_key_file", "No such file or directory")),
-    _case("secret_key_file_empty.yml", (4, "accounts[0].secret_key_file", '"/dev/null" is a device, not a regular file')),
+    _case(
+        "secret_key_file_empty.yml",
+        (4, "accounts[0].secret_key_file", '"/dev/null" is a device, not a regular file'),
+    ),
     _case(
         "secret_key_and_file.yml", (5, "accounts[0].secret_key_file", "either secret_key or secret_key_file")
     ),
