@@ -3,6 +3,9 @@
 Why a redacting *renderer* rather than a processor: a secret can reach a log line through
 any value, including a formatted traceback that only exists after ``format_exc_info``.
 Scrubbing the final rendered text is the one place nothing can slip past.
+
+The secrets come from ``exporter.redaction.SECRETS``, the process-wide store every credential
+source adds to, so a token renewed an hour after startup is scrubbed like the startup keys.
 """
 
 from __future__ import annotations
@@ -15,6 +18,8 @@ from typing import Any, TextIO
 import structlog
 from structlog.typing import Processor
 
+from exporter.redaction import REDACTED, SECRETS, Redactor
+
 __all__ = ["FORMATS", "LEVELS", "REDACTED", "RedactingRenderer", "configure_logging", "redact"]
 
 LEVELS: Mapping[str, int] = {
@@ -24,11 +29,13 @@ LEVELS: Mapping[str, int] = {
     "error": logging.ERROR,
 }
 FORMATS = ("logfmt", "json")
-REDACTED = "<redacted>"
 
 
 def redact(text: str, secrets: Iterable[str]) -> str:
-    """Replace every occurrence of every secret in ``text``; empty secrets are ignored."""
+    """Replace every occurrence of every given secret in ``text``; empty secrets are ignored.
+
+    A standalone helper; the log chain itself scrubs through ``SECRETS``.
+    """
     for secret in secrets:
         if secret and secret in text:
             text = text.replace(secret, REDACTED)
@@ -36,17 +43,19 @@ def redact(text: str, secrets: Iterable[str]) -> str:
 
 
 class RedactingRenderer:
-    """Wraps the final renderer and scrubs secrets from the text it produced."""
+    """Wraps the final renderer and scrubs, through ``redactor``, the text it produced.
 
-    def __init__(self, inner: Processor, secrets: Iterable[str]) -> None:
-        # Longest first, so a secret containing another is replaced whole.
-        self._secrets = tuple(sorted({s for s in secrets if s}, key=len, reverse=True))
+    The redactor is read at render time, so secrets added later (renewals) are scrubbed too.
+    """
+
+    def __init__(self, inner: Processor, redactor: Redactor = SECRETS) -> None:
+        self._redactor = redactor
         self._inner = inner
 
     def __call__(self, logger: Any, method_name: str, event_dict: MutableMapping[str, Any]) -> str:
         rendered = self._inner(logger, method_name, event_dict)
         text = rendered if isinstance(rendered, str) else str(rendered)
-        return redact(text, self._secrets)
+        return self._redactor.scrub_text(text)
 
 
 def _renderer(fmt: str) -> Processor:
@@ -65,7 +74,8 @@ def configure_logging(
     Args:
         level: one of ``LEVELS``.
         fmt: ``logfmt`` or ``json``.
-        secrets: raw secret values to scrub from every rendered line.
+        secrets: raw secret values to add to ``SECRETS`` (scrubbed from every rendered line,
+            with everything added to the store later).
         stream: where lines go; stderr by default.
     """
     if level not in LEVELS:
@@ -78,7 +88,8 @@ def configure_logging(
         structlog.stdlib.add_log_level,
         structlog.processors.TimeStamper(fmt="iso", utc=True, key="ts"),
     ]
-    renderer = RedactingRenderer(_renderer(fmt), secrets)
+    SECRETS.add_all(secrets)
+    renderer = RedactingRenderer(_renderer(fmt), SECRETS)
     structlog.configure(
         processors=[
             *shared,
