@@ -218,9 +218,10 @@ class TestErrorMapping:
             (503, True),
             (504, True),
             (429, True),
-            (400, False),
-            (403, False),
-            (404, False),
+            # A gateway's or proxy's 4xx says nothing about the account: transient too.
+            (400, True),
+            (403, True),
+            (404, True),
         ],
     )
     def test_non_200_status(self, status: int, retryable: bool) -> None:
