@@ -2,13 +2,17 @@
 
 Modules: ``secret`` (Secret, Credential, errors), ``settings`` (CredentialSettings, endpoints),
 ``files`` (bounded secret-file reads, change stamps), ``static`` (config keys + environment),
-``provider`` (the CredentialProvider protocol, StaticCredentials).
+``provider`` (the CredentialProvider protocol, StaticCredentials), ``sources`` (env, profile,
+CVM role, TKE OIDC, role_arn, auto), ``remote`` (metadata and STS calls), ``renewing``
+(background renewal, file watching), ``build`` (settings -> provider).
 """
 
 from __future__ import annotations
 
+from exporter.credentials.build import build_provider
 from exporter.credentials.files import MAX_SECRET_FILE_BYTES, read_secret_file
 from exporter.credentials.provider import CredentialProvider, StaticCredentials
+from exporter.credentials.renewing import RenewingProvider, renew_all
 from exporter.credentials.secret import (
     Credential,
     CredentialError,
@@ -45,10 +49,13 @@ __all__ = [
     "CredentialProblem",
     "CredentialProvider",
     "CredentialSettings",
+    "RenewingProvider",
     "Secret",
     "SecretFileError",
     "StaticCredentials",
+    "build_provider",
     "credential_from_env",
     "read_secret_file",
+    "renew_all",
     "resolve_credential",
 ]
