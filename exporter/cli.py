@@ -34,7 +34,7 @@ from exporter.config import (
     load_config,
     parse_config,
 )
-from exporter.credentials import Credential, Secret
+from exporter.credentials import Credential, Secret, StaticCredentials, resolve_credential
 from exporter.events import EventLog
 from exporter.logs import FORMATS, LEVELS, configure_logging
 from exporter.metrics import HealthMetrics, MetricStore, metrics_source
@@ -269,7 +269,8 @@ def _load_daemon_config(flags: Flags) -> Config:
 
 
 def _secret_values(config: Config) -> list[str]:
-    return [value for account in config.accounts for value in account.credential.secret_values()]
+    settings = [account.credentials for account in config.accounts]
+    return [s.reveal() for c in settings for s in (c.secret_key, c.session_token) if s is not None]
 
 
 def _start_demo() -> tuple[SimulatorServer, Config]:
@@ -331,7 +332,10 @@ def build_pipeline(
     events = EventLog()
     clients = {
         account.name: TencentClient(
-            http, endpoint=account.endpoint, credential=account.credential, timeout=config.request_timeout
+            http,
+            endpoint=account.endpoint,
+            credentials=StaticCredentials(resolve_credential(account.credentials, os.environ)),
+            timeout=config.request_timeout,
         )
         for account in config.accounts
     }

@@ -5,11 +5,22 @@ httpcore errors in one place). Nothing httpx-shaped leaves this module: the mapp
 raised *outside* the ``except`` block, so it carries neither ``__cause__`` nor ``__context__``
 pointing at an httpx exception (whose ``.request`` holds the signed headers and the token).
 Parsing lives in ``exporter.parse``; this module never looks inside the body.
+
+The credential comes from a ``CredentialProvider`` at every request (``current()``), so a
+renewed token is used as soon as it exists; ``client.credentials`` is exposed so the poll
+step can force one renewal after a credentials-class failure. Every request sends
+``X-TC-Language: en-US`` so the vendor's messages in our logs are English.
+
+**Reply memory.** The body is read into one ``io.BytesIO`` (grown in place; ``getvalue()``
+hands over its buffer without a copy) and refused once it passes ``max_body_bytes``. The cap
+defaults to :data:`MAX_BODY_BYTES`, 64 MiB: the vendor documents the action for at most
+20,000 streams (~9 MB of JSON), so anything near the cap is not a reply we can use.
 """
 
 from __future__ import annotations
 
 import asyncio
+import io
 import time
 from collections.abc import Callable
 
@@ -17,11 +28,12 @@ import httpx
 import orjson
 
 from exporter import __version__
-from exporter.credentials import Credential
+from exporter.credentials import CredentialProvider
+from exporter.redaction import SECRETS
 from exporter.tencent.errors import BadResponse, HTTPStatusError, NetworkError, PollError, PollTimeout
 from exporter.tencent.signing import tc3_headers
 
-__all__ = ["ACTION", "DEFAULT_ENDPOINT", "MAX_BODY_BYTES", "SERVICE", "VERSION", "TencentClient"]
+__all__ = ["ACTION", "DEFAULT_ENDPOINT", "LANGUAGE", "MAX_BODY_BYTES", "SERVICE", "VERSION", "TencentClient"]
 
 ACTION = "DescribeBackupStreamList"
 VERSION = "2018-08-01"
@@ -29,7 +41,8 @@ SERVICE = "live"
 DEFAULT_ENDPOINT = "https://live.tencentcloudapi.com"
 # 20,000 streams with a few publishers each is ~10 MiB of JSON; anything near this cap is not
 # a reply we can use, and reading it unbounded would let a broken proxy exhaust our memory.
-MAX_BODY_BYTES = 256 * 1024 * 1024
+MAX_BODY_BYTES = 64 * 1024 * 1024
+LANGUAGE = "en-US"
 _EMPTY_BODY = b"{}"
 _MAX_DETAIL = 200
 
@@ -40,7 +53,8 @@ class TencentClient:
     Args:
         http: shared client built by the composition root; tests hand in a MockTransport.
         endpoint: ``https://live.tencentcloudapi.com`` or a loopback simulator URL.
-        credential: the account's key; only ``tc3_headers`` ever reveals it.
+        credentials: the account's credential source; ``current()`` is read at every request
+            and only ``tc3_headers`` ever reveals the key.
         timeout: the whole exchange (connect, send, wait, read the full body) must fit in it.
         clock: Unix seconds; its integer part is the signed ``X-TC-Timestamp``.
         max_body_bytes: a larger (decoded) body is a ``BadResponse``.
@@ -49,14 +63,14 @@ class TencentClient:
         ValueError: ``endpoint`` is not an absolute http(s) URL without query.
     """
 
-    __slots__ = ("_clock", "_credential", "_host", "_http", "_max_body", "_timeout", "_url")
+    __slots__ = ("_clock", "_credentials", "_host", "_http", "_max_body", "_timeout", "_url")
 
     def __init__(
         self,
         http: httpx.AsyncClient,
         *,
         endpoint: str,
-        credential: Credential,
+        credentials: CredentialProvider,
         timeout: float,
         clock: Callable[[], float] = time.time,
         max_body_bytes: int = MAX_BODY_BYTES,
@@ -73,13 +87,18 @@ class TencentClient:
         self._url = url
         # Signed, so it must be byte-equal to the Host header httpx puts on the wire.
         self._host = url.netloc.decode("ascii")
-        self._credential = credential
+        self._credentials = credentials
         self._timeout = timeout
         self._clock = clock
         self._max_body = max_body_bytes
 
     def __repr__(self) -> str:
-        return f"TencentClient(endpoint={str(self._url)!r}, secret_id={self._credential.secret_id!r})"
+        return f"TencentClient(endpoint={str(self._url)!r}, credentials={self._credentials!r})"
+
+    @property
+    def credentials(self) -> CredentialProvider:
+        """The account's credential source (the poll step calls ``renew()`` on it)."""
+        return self._credentials
 
     async def describe_backup_stream_list(self, region: str, stream_name: str | None = None) -> bytes:
         """POST one signed request and return the body of an HTTP 200 reply.
@@ -93,10 +112,13 @@ class TencentClient:
             NetworkError: refused, reset, DNS failure, TLS or HTTP protocol error.
             HTTPStatusError: any status other than 200 (``retryable`` for 5xx and 429).
             BadResponse: the body is larger than the cap or its content-encoding is broken.
+            CredentialError: the provider has no valid credential (not a PollError: nothing
+                was sent).
         """
+        credential = self._credentials.current()
         payload = _EMPTY_BODY if stream_name is None else orjson.dumps({"StreamName": stream_name})
         headers = tc3_headers(
-            credential=self._credential,
+            credential=credential,
             host=self._host,
             service=SERVICE,
             action=ACTION,
@@ -106,6 +128,7 @@ class TencentClient:
             timestamp=int(self._clock()),
         )
         headers["User-Agent"] = f"tencent-live-exporter/{__version__}"
+        headers["X-TC-Language"] = LANGUAGE
         failure: PollError
         try:
             async with asyncio.timeout(self._timeout):
@@ -136,21 +159,26 @@ class TencentClient:
         declared = response.headers.get("Content-Length")
         if declared is not None and declared.isdigit() and int(declared) > self._max_body:
             raise BadResponse(f"reply of {declared} bytes exceeds the {self._max_body}-byte cap")
-        chunks: list[bytes] = []
+        # One growing buffer, no list of chunks to join: the peak is the body plus one chunk.
+        buffer = io.BytesIO()
         size = 0
         async for chunk in response.aiter_bytes():
             size += len(chunk)
             if size > self._max_body:
                 raise BadResponse(f"reply exceeds the {self._max_body}-byte cap")
-            chunks.append(chunk)
-        return b"".join(chunks)
+            buffer.write(chunk)
+        return buffer.getvalue()
 
     def _detail(self, exc: BaseException) -> str:
         """A short, secret-free rendering of a transport error for the operator."""
         text = str(exc) or _TRANSPORT_HINTS.get(type(exc).__name__, "no detail from the transport")
-        for secret in self._credential.secret_values():
+        try:
+            secrets = self._credentials.current().secret_values()
+        except Exception:  # no valid credential now: the process-wide store still scrubs
+            secrets = ()
+        for secret in secrets:
             text = text.replace(secret, "<redacted>")
-        return text[:_MAX_DETAIL]
+        return SECRETS.scrub_text(text)[:_MAX_DETAIL]
 
 
 # httpx often raises these with an empty message; say what they usually mean.

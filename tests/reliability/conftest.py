@@ -27,7 +27,7 @@ import structlog
 from prometheus_client.parser import text_string_to_metric_families
 
 from exporter.config import AccountConfig, Config
-from exporter.credentials import Credential
+from exporter.credentials import Credential, StaticCredentials
 from exporter.events import EventLog
 from exporter.metrics.health import HealthMetrics
 from exporter.metrics.store import MetricStore
@@ -135,7 +135,9 @@ async def open_rig(
     )
     limits = httpx.Limits(max_keepalive_connections=None if keepalive else 0)
     async with httpx.AsyncClient(limits=limits, trust_env=False) as http:
-        client = TencentClient(http, endpoint=server.url, credential=credential, timeout=request_timeout)
+        client = TencentClient(
+            http, endpoint=server.url, credentials=StaticCredentials(credential), timeout=request_timeout
+        )
         store, health, events = MetricStore(), HealthMetrics("test"), EventLog()
         runner = Runner(
             config,

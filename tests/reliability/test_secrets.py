@@ -23,7 +23,7 @@ from typing import Any
 import httpx
 import pytest
 
-from exporter.credentials import Credential, Secret
+from exporter.credentials import Credential, Secret, StaticCredentials
 from exporter.simulator import Account, Fault, FaultKind, SimulatorServer
 from exporter.tencent.client import TencentClient
 from exporter.tencent.errors import PollError
@@ -197,7 +197,9 @@ def test_client_exceptions_show_no_secret(simulator: SimulatorServer) -> None:
         caught: dict[str, PollError] = {}
         async with httpx.AsyncClient(trust_env=False) as http:
             clients = {
-                name: TencentClient(http, endpoint=url, credential=credential, timeout=0.3)
+                name: TencentClient(
+                    http, endpoint=url, credentials=StaticCredentials(credential), timeout=0.3
+                )
                 for name, url in endpoints.items()
             }
             assert_clean(repr(clients["sim"]), "repr(client)")

@@ -19,7 +19,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from structlog.testing import capture_logs
 
 from exporter.config import AccountConfig, Config
-from exporter.credentials import Credential, Secret
+from exporter.credentials import Credential, Secret, StaticCredentials
 from exporter.events import EventLog
 from exporter.metrics.health import HealthMetrics
 from exporter.metrics.store import MetricStore
@@ -82,7 +82,10 @@ async def harness(
     )
     clients = {
         a.name: TencentClient(
-            http, endpoint="http://127.0.0.1:9", credential=a.credential, timeout=request_timeout
+            http,
+            endpoint="http://127.0.0.1:9",
+            credentials=StaticCredentials(a.credential),
+            timeout=request_timeout,
         )
         for a in accounts
     }

@@ -20,7 +20,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from structlog.testing import capture_logs
 
 from exporter.config import AccountConfig, Config
-from exporter.credentials import Credential, Secret
+from exporter.credentials import Credential, Secret, StaticCredentials
 from exporter.events import EventLog
 from exporter.metrics.health import HealthMetrics
 from exporter.metrics.store import MetricStore
@@ -112,7 +112,9 @@ async def rig(
     limits = httpx.Limits(max_connections=100, max_keepalive_connections=100)
     async with httpx.AsyncClient(limits=limits) as http:
         clients = {
-            a.name: TencentClient(http, endpoint=a.endpoint, credential=a.credential, timeout=5.0)
+            a.name: TencentClient(
+                http, endpoint=a.endpoint, credentials=StaticCredentials(a.credential), timeout=5.0
+            )
             for a in configs
         }
         store, health, events = MetricStore(), HealthMetrics("test"), EventLog()

@@ -11,6 +11,7 @@ import asyncio
 import httpx
 import orjson
 
+from exporter.credentials import StaticCredentials
 from exporter.simulator import Account, Simulator, World, mock_transport
 from exporter.tencent.client import TencentClient
 
@@ -18,7 +19,9 @@ from exporter.tencent.client import TencentClient
 def test_over_a_real_socket(simulator, sim_credential):
     async def run() -> tuple[bytes, bytes]:
         async with httpx.AsyncClient() as http:
-            client = TencentClient(http, endpoint=simulator.url, credential=sim_credential, timeout=5)
+            client = TencentClient(
+                http, endpoint=simulator.url, credentials=StaticCredentials(sim_credential), timeout=5
+            )
             return (
                 await client.describe_backup_stream_list("ap-beijing"),
                 await client.describe_backup_stream_list("ap-beijing", "stream-00001"),
@@ -37,7 +40,10 @@ def test_through_the_mock_transport(sim_world, sim_credential):
     async def run() -> bytes:
         async with httpx.AsyncClient(transport=mock_transport(core)) as http:
             client = TencentClient(
-                http, endpoint="https://live.tencentcloudapi.com", credential=sim_credential, timeout=5
+                http,
+                endpoint="https://live.tencentcloudapi.com",
+                credentials=StaticCredentials(sim_credential),
+                timeout=5,
             )
             return await client.describe_backup_stream_list("ap-hongkong")
 

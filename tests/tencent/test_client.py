@@ -20,7 +20,7 @@ import httpx
 import orjson
 import pytest
 
-from exporter.credentials import Credential, Secret
+from exporter.credentials import Credential, Secret, StaticCredentials
 from exporter.parse import parse_snapshot
 from exporter.tencent.client import ACTION, VERSION, TencentClient
 from exporter.tencent.errors import (
@@ -73,7 +73,7 @@ async def _call(
         client = TencentClient(
             http,
             endpoint=endpoint,
-            credential=_credential(token),
+            credentials=StaticCredentials(_credential(token)),
             timeout=timeout,
             clock=lambda: NOW,
             **extra,
@@ -84,6 +84,38 @@ async def _call(
 def _outcome(exc: PollError | None) -> str:
     """What the runner puts in ``api_requests_total{code}``."""
     return OK_CODE if exc is None else exc.code
+
+
+def test_credentials_are_read_at_every_request_and_exposed() -> None:
+    class Rotating(StaticCredentials):
+        """A provider whose current() changes, as a renewed token does."""
+
+        def __init__(self) -> None:
+            super().__init__(_credential("first-token-value"))
+            self.now = _credential("first-token-value")
+
+        def current(self) -> Credential:
+            return self.now
+
+    seen: list[str] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        seen.append(request.headers["X-TC-Token"])
+        return httpx.Response(200, content=VENDOR_EXAMPLE)
+
+    async def run() -> None:
+        provider = Rotating()
+        async with httpx.AsyncClient(transport=httpx.MockTransport(handler)) as http:
+            client = TencentClient(
+                http, endpoint="https://live.tencentcloudapi.com", credentials=provider, timeout=2
+            )
+            assert client.credentials is provider
+            await client.describe_backup_stream_list("ap-guangzhou")
+            provider.now = _credential("second-token-value")
+            await client.describe_backup_stream_list("ap-guangzhou")
+
+    _run(run())
+    assert seen == ["first-token-value", "second-token-value"]
 
 
 class TestRequest:
@@ -116,6 +148,7 @@ class TestRequest:
         assert headers["X-TC-Timestamp"] == "1530298800"
         assert "X-TC-Token" not in headers
         assert SECRET_KEY not in str(request.headers.raw)
+        assert headers["X-TC-Language"] == "en-US"  # vendor messages in our logs are English
 
     def test_signature_verifies_with_the_secret(self) -> None:
         request = self._capture(region="ap-hongkong", stream_name="直播 01", token=TOKEN)
@@ -163,7 +196,7 @@ class TestRequest:
         client = TencentClient(
             httpx.AsyncClient(),
             endpoint="https://live.tencentcloudapi.com",
-            credential=_credential(TOKEN),
+            credentials=StaticCredentials(_credential(TOKEN)),
             timeout=1,
         )
         assert SECRET_KEY not in repr(client) and TOKEN not in repr(client)
@@ -318,7 +351,7 @@ OUTCOMES = [
     pytest.param(_status(500), "HTTPError", True, id="http-500"),
     pytest.param(_status(503), "HTTPError", True, id="http-503"),
     pytest.param(_status(429), "HTTPError", True, id="http-429"),
-    pytest.param(_status(403), "HTTPError", False, id="http-403"),
+    pytest.param(_status(403), "HTTPError", True, id="http-403"),
     pytest.param(_raiser(httpx.ReadTimeout), "Timeout", True, id="timeout"),
     pytest.param(_raiser(httpx.ConnectError), "NetworkError", True, id="connect-error"),
     pytest.param(_raiser(httpx.RemoteProtocolError), "NetworkError", True, id="protocol-error"),
