@@ -3,7 +3,8 @@
 Used by ``--demo``, by our tests and by end-to-end runs with a real Prometheus. It verifies
 TC3-HMAC-SHA256 signatures with its own code (a cross-check on our signer), enforces the
 per-key sliding-window budget, logs every request's arrival, serves a seeded world that
-changes on ``step()``, and replaces replies with injected faults.
+changes on ``step()``, and applies injected faults: every unkindness the vendor's
+documentation allows, as data (``faults.py``), named in ``catalogue.py``.
 
 Typical use::
 
@@ -14,7 +15,8 @@ Typical use::
 
 from __future__ import annotations
 
-from exporter.simulator.errors import ACTION, ACTION_REGIONS, SERVICE, VERSION, VendorError
+from exporter.simulator.catalogue import PRESETS
+from exporter.simulator.errors import ACTION, ACTION_REGIONS, DOCUMENTED_CODES, SERVICE, VERSION, VendorError
 from exporter.simulator.faults import Fault, FaultKind, FaultQueue
 from exporter.simulator.protocol import Reply, Simulator
 from exporter.simulator.ratelimit import (
@@ -25,12 +27,23 @@ from exporter.simulator.ratelimit import (
 )
 from exporter.simulator.server import SimulatorServer
 from exporter.simulator.transport import mock_transport
-from exporter.simulator.world import DEFAULT_REGIONS, Account, SimPublisher, SimStream, SimulatorError, World
+from exporter.simulator.world import (
+    DEFAULT_REGIONS,
+    LIST_LIMIT,
+    Account,
+    SimPublisher,
+    SimStream,
+    SimulatorError,
+    World,
+)
 
 __all__ = [
     "ACTION",
     "ACTION_REGIONS",
     "DEFAULT_REGIONS",
+    "DOCUMENTED_CODES",
+    "LIST_LIMIT",
+    "PRESETS",
     "SERVICE",
     "VERSION",
     "Account",

@@ -1,8 +1,10 @@
 """``/_sim/*``: drive the world from another process (end-to-end tests, demos).
 
 ``POST /_sim/<command>`` with a JSON object of keyword arguments calls the world's control
-method of that name; ``GET /_sim/state``, ``/_sim/streams?region=R`` and ``/_sim/requests``
-read it. Replies are JSON: ``{"result": ...}`` or ``{"error": "..."}`` with 400/404/405.
+method of that name (``fault`` takes ``Fault`` fields or ``{"preset": NAME, ...}``);
+``GET /_sim/state``, ``/_sim/streams?region=R``, ``/_sim/requests`` and ``/_sim/faults``
+(presets and pending faults) read it. Replies are JSON: ``{"result": ...}`` or
+``{"error": "..."}`` with 400/404/405.
 Nothing here ever returns a secret key or token. The vendor path ``/`` never reaches here.
 """
 
@@ -14,6 +16,7 @@ from urllib.parse import parse_qs
 
 import orjson
 
+from exporter.simulator.catalogue import PRESETS
 from exporter.simulator.faults import Fault
 from exporter.simulator.ratelimit import max_requests_in_window
 from exporter.simulator.world import SimStream, SimulatorError, World
@@ -24,58 +27,27 @@ if TYPE_CHECKING:
 __all__ = ["COMMANDS", "handle_control"]
 
 
-def _stream_dict(stream: SimStream) -> dict[str, Any]:
-    return stream.to_vendor()
+def _world_call(method: str, wrap: Callable[[Any], Any]) -> _Command:
+    """A command that calls ``World.<method>(**args)`` and shapes its result for JSON."""
 
+    def command(sim: Simulator, args: Mapping[str, Any]) -> Any:
+        return wrap(getattr(sim.world, method)(**args))
 
-def _add_stream(sim: Simulator, args: Mapping[str, Any]) -> Any:
-    return _stream_dict(sim.world.add_stream(**args))
-
-
-def _remove_stream(sim: Simulator, args: Mapping[str, Any]) -> Any:
-    return _stream_dict(sim.world.remove_stream(**args))
-
-
-def _handover(sim: Simulator, args: Mapping[str, Any]) -> Any:
-    return {"master": sim.world.handover(**args)}
-
-
-def _failover(sim: Simulator, args: Mapping[str, Any]) -> Any:
-    return {"master": sim.world.failover(**args)}
-
-
-def _lose_backup(sim: Simulator, args: Mapping[str, Any]) -> Any:
-    return {"lost": sim.world.lose_backup(**args)}
-
-
-def _add_publisher(sim: Simulator, args: Mapping[str, Any]) -> Any:
-    return {"sequence": sim.world.add_publisher(**args)}
-
-
-def _set_no_master(sim: Simulator, args: Mapping[str, Any]) -> Any:
-    sim.world.set_no_master(**args)
-    return None
-
-
-def _step(sim: Simulator, args: Mapping[str, Any]) -> Any:
-    return {"changes": sim.world.step(**args)}
+    return command
 
 
 def _fault(sim: Simulator, args: Mapping[str, Any]) -> Any:
-    sim.world.inject(Fault.from_dict(args))
+    sim.world.inject(Fault.from_dict(args, PRESETS))
     return {"pending": len(sim.world.faults)}
 
 
-def _clear_faults(sim: Simulator, args: Mapping[str, Any]) -> Any:
-    _no_args(args)
-    sim.world.faults.clear()
-    return None
+def _no_args(action: Callable[[Simulator], Any]) -> _Command:
+    def command(sim: Simulator, args: Mapping[str, Any]) -> Any:
+        if args:
+            raise SimulatorError("this command takes no arguments")
+        return action(sim)
 
-
-def _clear_requests(sim: Simulator, args: Mapping[str, Any]) -> Any:
-    _no_args(args)
-    sim.request_log.clear()
-    return None
+    return command
 
 
 def _rate_limit(sim: Simulator, args: Mapping[str, Any]) -> Any:
@@ -86,23 +58,26 @@ def _rate_limit(sim: Simulator, args: Mapping[str, Any]) -> Any:
     return {"rate_limit": sim.rate_limit}
 
 
-def _no_args(args: Mapping[str, Any]) -> None:
-    if args:
-        raise SimulatorError("this command takes no arguments")
+_Command = Callable[["Simulator", Mapping[str, Any]], Any]
 
 
-COMMANDS: Mapping[str, Callable[[Simulator, Mapping[str, Any]], Any]] = {
-    "add_stream": _add_stream,
-    "remove_stream": _remove_stream,
-    "handover": _handover,
-    "failover": _failover,
-    "lose_backup": _lose_backup,
-    "add_publisher": _add_publisher,
-    "set_no_master": _set_no_master,
-    "step": _step,
+def _vendor(stream: SimStream) -> dict[str, Any]:
+    return stream.to_vendor()
+
+
+COMMANDS: Mapping[str, _Command] = {
+    "add_stream": _world_call("add_stream", _vendor),
+    "remove_stream": _world_call("remove_stream", _vendor),
+    "handover": _world_call("handover", lambda seq: {"master": seq}),
+    "failover": _world_call("failover", lambda seq: {"master": seq}),
+    "lose_backup": _world_call("lose_backup", lambda seq: {"lost": seq}),
+    "add_publisher": _world_call("add_publisher", lambda seq: {"sequence": seq}),
+    "set_no_master": _world_call("set_no_master", lambda _: None),
+    "step": _world_call("step", lambda changes: {"changes": changes}),
+    "list_limit": _world_call("set_list_limit", lambda _: None),
     "fault": _fault,
-    "clear_faults": _clear_faults,
-    "clear_requests": _clear_requests,
+    "clear_faults": _no_args(lambda sim: sim.world.faults.clear()),
+    "clear_requests": _no_args(lambda sim: sim.request_log.clear()),
     "rate_limit": _rate_limit,
 }
 
@@ -132,6 +107,9 @@ def _read(sim: Simulator, path: str, query: str) -> Reply:
         return _reply(200, dict(world.state(), rate_limit=sim.rate_limit, requests=len(sim.request_log)))
     if path == "/_sim/requests":
         return _reply(200, _requests(sim))
+    if path == "/_sim/faults":
+        presets = {name: fault.to_dict() for name, fault in PRESETS.items()}
+        return _reply(200, {"presets": presets, "pending": world.state()["faults"]})
     if path == "/_sim/streams":
         region = parse_qs(query).get("region", [""])[0]
         return _reply(

@@ -30,7 +30,7 @@ from exporter.simulator.errors import (
     VERSION,
     VendorError,
 )
-from exporter.simulator.faults import Fault, FaultKind
+from exporter.simulator.faults import REPLACING, Fault, FaultKind, Taken, apply_to_list, expand
 from exporter.simulator.ratelimit import RequestLog, RequestRecord, SlidingWindowLimiter
 from exporter.simulator.signature import parse_authorization, verify_signature
 from exporter.simulator.world import World
@@ -191,9 +191,9 @@ class Simulator:
         secret_id = self._authenticate(method, headers, body)
         self._check_budget(secret_id, arrival)
         ctx.stream_name = stream_name = _parse_params(body)
-        fault = self.world.faults.take(secret_id, ctx.region)
-        if fault is not None:
-            return self._faulty(fault, ctx.region, stream_name)
+        taken = self.world.faults.take(secret_id, ctx.region, stream_name is not None)
+        if taken:
+            return self._faulty(taken, ctx.region, stream_name, headers, secret_id)
         return self._success(ctx.region, stream_name), "OK"
 
     @staticmethod
@@ -270,37 +270,92 @@ class Simulator:
 
     # ----- replies --------------------------------------------------------------------
 
-    def _success(self, region: str, stream_name: str | None, *, null: bool = False) -> Reply:
-        listing = b"null" if null else self.world.render_list(region, stream_name)
+    def _success(self, region: str, stream_name: str | None, listing: bytes | None = None) -> Reply:
+        if listing is None:
+            listing = self.world.render_list(region, stream_name)
         request_id = self.new_request_id().encode("ascii")
         return _json_reply(
             b'{"Response":{"RequestId":"' + request_id + b'","StreamInfoList":' + listing + b"}}"
         )
 
-    def _faulty(self, fault: Fault, region: str, stream_name: str | None) -> tuple[Reply, str]:
-        """The reply a fault puts in place of the normal one, and the code the log records."""
+    def _faulty(
+        self,
+        taken: list[Taken],
+        region: str,
+        stream_name: str | None,
+        headers: Mapping[str, str],
+        secret_id: str,
+    ) -> tuple[Reply, str]:
+        """The reply the matching faults make of this request, and the code the log records.
+
+        Faults that change the normal reply compose in queue order; one that replaces the
+        reply comes last (the queue stops there). Delays add up and apply to any reply.
+        """
+
+        def fill(text: str) -> str:
+            with self._ids_lock:
+                return expand(text, headers=headers, secret_id=secret_id, rng=self._ids)
+
+        kinds = [t.fault.kind for t in taken]
+        delay = sum(t.fault.delay for t in taken if t.fault.kind is FaultKind.DELAY)
+        last = taken[-1].fault
+        if last.kind in REPLACING:
+            reply, label = self._replacement(last, fill)
+        else:
+            reply = self._changed(taken, region, stream_name, fill)
+            label = next((_LABELS[k] for k in kinds if k is not FaultKind.DELAY), "OK")
+        if delay:
+            reply = Reply(status=reply.status, headers=reply.headers, body=reply.body, delay=delay)
+        return reply, label[:_MAX_LABEL]
+
+    def _replacement(self, fault: Fault, fill: Callable[[str], str]) -> tuple[Reply, str]:
         kind = fault.kind
         if kind is FaultKind.ERROR:
-            return self.error_reply(fault.code, fault.message), fault.code
+            code = fill(fault.code)
+            request_id = fill(fault.request_id) if fault.request_id else self.new_request_id()
+            error = {"Code": code, "Message": fill(fault.message)}
+            envelope = {"Response": {"Error": error, "RequestId": request_id}}
+            return _json_reply(orjson.dumps(envelope)), fault.code  # the template: never a reflected secret
         if kind is FaultKind.RESET:
             return Reply(status=0, headers=(), body=b"", reset=True), "Reset"
-        if kind in (FaultKind.HTTP_STATUS, FaultKind.HTML):
-            status = fault.status if kind is FaultKind.HTTP_STATUS else 200
-            page = _html_page(status, _REASONS.get(status, "Error"))
-            label = f"HTTP{status}" if kind is FaultKind.HTTP_STATUS else "HTML"
-            return Reply(status=status, headers=(("Content-Type", _HTML),), body=page), label
         if kind is FaultKind.WRONG_SHAPE:
             return _json_reply(_wrong_shape(self.new_request_id())), "WrongShape"
-        normal = self._success(region, stream_name, null=kind is FaultKind.NULL_LIST)
-        if kind is FaultKind.TRUNCATED:
-            return _json_reply(normal.body[: max(1, len(normal.body) // 2)]), "Truncated"
-        # NULL_LIST is the normal reply rendered with null; DELAY the normal reply, late.
-        label = "NullList" if kind is FaultKind.NULL_LIST else "OK"
-        return Reply(status=200, headers=normal.headers, body=normal.body, delay=fault.delay), label
+        status = fault.status if kind is FaultKind.HTTP_STATUS else 200
+        page = _html_page(status, _REASONS.get(status, "Error"))
+        label = f"HTTP{status}" if kind is FaultKind.HTTP_STATUS else "HTML"
+        return Reply(status=status, headers=(("Content-Type", _HTML),), body=page), label
 
+    def _changed(
+        self, taken: list[Taken], region: str, stream_name: str | None, fill: Callable[[str], str]
+    ) -> Reply:
+        kinds = {t.fault.kind for t in taken}
+        listing = b"null" if FaultKind.NULL_LIST in kinds else self.world.render_list(region, stream_name)
+        if kinds & {FaultKind.EDIT, FaultKind.DUPLICATE}:
+            request_id: Any = self.new_request_id()
+            for fault in (t.fault for t in taken if t.fault.field == "RequestId"):
+                request_id = fill(fault.value) if isinstance(fault.value, str) else fault.value
+            groups = apply_to_list(orjson.loads(listing), taken, fill)
+            reply = _json_reply(
+                orjson.dumps({"Response": {"RequestId": request_id, "StreamInfoList": groups}})
+            )
+        else:
+            reply = self._success(region, stream_name, listing)
+        if FaultKind.TRUNCATED in kinds:
+            return _json_reply(reply.body[: max(1, len(reply.body) // 2)])
+        return reply
+
+
+_LABELS: Final = {
+    FaultKind.TRUNCATED: "Truncated",
+    FaultKind.NULL_LIST: "NullList",
+    FaultKind.EDIT: "Edited",
+    FaultKind.DUPLICATE: "Duplicated",
+}
+_MAX_LABEL: Final = 64  # a {pad:N} code must not bloat the request log
 
 _REASONS: Final = {
     200: "OK",
+    429: "Too Many Requests",
     500: "Internal Server Error",
     502: "Bad Gateway",
     503: "Service Unavailable",

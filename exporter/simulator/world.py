@@ -16,6 +16,7 @@ import threading
 import time
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import replace
+from itertools import islice
 from typing import Any
 
 import orjson
@@ -26,6 +27,7 @@ from exporter.simulator.values import DIRECT_PUSH, Account, SimPublisher, SimStr
 
 __all__ = [
     "DEFAULT_REGIONS",
+    "LIST_LIMIT",
     "Account",
     "SimPublisher",
     "SimStream",
@@ -34,6 +36,7 @@ __all__ = [
     "format_publish_time",
 ]
 
+LIST_LIMIT = 20_000
 DEFAULT_REGIONS: tuple[str, ...] = ("ap-bangkok", "ap-beijing", "ap-guangzhou", "ap-hongkong", "ap-shanghai")
 
 
@@ -51,6 +54,8 @@ class World:
         seed: makes population and ``step()`` reproducible.
         clock: Unix seconds, for PublishTime of new publishers.
         changes_per_step: scenario changes per region per ``step()``.
+        list_limit: most groups one full-list reply holds; the vendor documents 20,000 and
+            says nothing of which ones it leaves out (here: the most recently started).
     """
 
     def __init__(
@@ -62,6 +67,7 @@ class World:
         seed: int = 0,
         clock: Callable[[], float] = time.time,
         changes_per_step: int = 2,
+        list_limit: int = LIST_LIMIT,
     ) -> None:
         self._lock = threading.RLock()
         self._accounts = {a.secret_id: a for a in accounts}
@@ -69,6 +75,7 @@ class World:
         self.rng = random.Random(seed)
         self.target_streams = streams_per_region
         self.changes_per_step = changes_per_step
+        self._list_limit = list_limit
         self.faults = FaultQueue()
         self._version = 0
         self._streams: dict[str, dict[str, SimStream]] = {}
@@ -144,7 +151,7 @@ class World:
                 )
             cached = self._joined.get(region)
             if cached is None:
-                parts = [self._fragment(region, s) for s in table.values()]
+                parts = [self._fragment(region, s) for s in islice(table.values(), self._list_limit)]
                 cached = b"[" + b",".join(parts) + b"]" if parts else b"null"
                 self._joined[region] = cached
             return cached
@@ -169,6 +176,19 @@ class World:
             }
 
     # ----- control --------------------------------------------------------------------
+
+    @property
+    def list_limit(self) -> int:
+        with self._lock:
+            return self._list_limit
+
+    def set_list_limit(self, limit: int) -> None:
+        """Change how many groups a full list holds at most (the vendor: 20,000)."""
+        if limit < 1:
+            raise SimulatorError("list_limit must be >= 1")
+        with self._lock:
+            self._list_limit = limit
+            self._joined.clear()
 
     def inject(self, fault: Fault) -> None:
         self.faults.add(fault)

@@ -130,13 +130,54 @@ class TestMatching:
         queue.add(Fault(kind=FaultKind.HTML, region="ap-beijing"))
         queue.add(Fault(kind=FaultKind.RESET))
         queue.add(Fault(kind=FaultKind.TRUNCATED))
-        assert queue.take("A", "ap-guangzhou").kind is FaultKind.RESET
-        assert queue.take("A", "ap-beijing").kind is FaultKind.HTML
-        assert queue.take("A", "ap-beijing").kind is FaultKind.TRUNCATED
-        assert queue.take("A", "ap-beijing") is None
+
+        def kinds(region: str) -> list[FaultKind]:
+            return [t.fault.kind for t in queue.take("A", region)]
+
+        assert kinds("ap-guangzhou") == [FaultKind.RESET]  # a replacing fault ends the list
+        assert kinds("ap-beijing") == [FaultKind.HTML]
+        assert kinds("ap-beijing") == [FaultKind.TRUNCATED]
+        assert kinds("ap-beijing") == []
+
+    def test_changing_faults_compose_up_to_a_replacing_one(self):
+        queue = FaultQueue()
+        for kind in (FaultKind.DELAY, FaultKind.NULL_LIST, FaultKind.ERROR, FaultKind.TRUNCATED):
+            queue.add(Fault(kind=kind))
+        assert [t.fault.kind for t in queue.take("A", "r")] == [
+            FaultKind.DELAY,
+            FaultKind.NULL_LIST,
+            FaultKind.ERROR,
+        ]
+        assert [t.fault.kind for t in queue.take("A", "r")] == [FaultKind.TRUNCATED]
+
+    def test_times_zero_lasts_until_cleared_and_every_skips(self):
+        queue = FaultQueue()
+        queue.add(Fault(kind=FaultKind.NULL_LIST, times=0, every=3))
+        hits = [bool(queue.take("A", "r")) for _ in range(7)]
+        assert hits == [True, False, False, True, False, False, True]
+        assert len(queue) == 1
+        queue.clear()
+        assert queue.take("A", "r") == []
+
+    def test_scope_matches_list_or_by_name_requests(self):
+        queue = FaultQueue()
+        queue.add(Fault(kind=FaultKind.RESET, scope="name"))
+        assert queue.take("A", "r", by_name=False) == []
+        assert [t.fault.kind for t in queue.take("A", "r", by_name=True)] == [FaultKind.RESET]
 
     @pytest.mark.parametrize(
-        "fields", [{"times": 0}, {"status": 200}, {"delay": -1}, {"code": ""}, {"kind": "meteor"}]
+        "fields",
+        [
+            {"times": -1},
+            {"every": 0},
+            {"status": 200},
+            {"delay": -1},
+            {"code": ""},
+            {"kind": "meteor"},
+            {"scope": "both"},
+            {"kind": "edit"},  # an edit without a field
+            {"code": "{pad:99999999999}"},
+        ],
     )
     def test_invalid_faults(self, fields):
         with pytest.raises(ValueError):
