@@ -31,8 +31,10 @@ from exporter.simulator.errors import (
     VendorError,
 )
 from exporter.simulator.faults import REPLACING, Fault, FaultKind, Taken, apply_to_list, expand
+from exporter.simulator.metadata import METADATA_PREFIX, handle_metadata
 from exporter.simulator.ratelimit import RequestLog, RequestRecord, SlidingWindowLimiter
 from exporter.simulator.signature import parse_authorization, verify_signature
+from exporter.simulator.sts import STS_ACTIONS, Identity
 from exporter.simulator.world import World
 
 __all__ = ["JSON", "MAX_SKEW_SECONDS", "Headers", "Reply", "Simulator"]
@@ -122,6 +124,8 @@ class Simulator:
         self._sleep = sleep
         self._ids = random.Random(seed)
         self._ids_lock = threading.Lock()
+        # Roles, STS and the metadata service (sts.py, metadata.py): temporary credentials.
+        self.identity = Identity(world, clock=clock, seed=seed)
 
     # ----- entry points ---------------------------------------------------------------
 
@@ -147,6 +151,11 @@ class Simulator:
             from exporter.simulator.control import handle_control
 
             return handle_control(self, method, path, query, body)
+        if path.startswith(METADATA_PREFIX):  # the instance metadata service (metadata.py)
+            status, content_type, page = handle_metadata(self.identity, method, path)
+            return Reply(status=status, headers=(("Content-Type", content_type),), body=page)
+        if path == "/" and _lower(headers).get("x-tc-action") in STS_ACTIONS:  # STS (sts.py)
+            return _json_reply(self.identity.handle_sts(method, _lower(headers), body))
         if path != "/":
             return Reply(status=404, headers=(("Content-Type", _HTML),), body=_html_page(404, "Not Found"))
         arrival = self._monotonic()
@@ -242,6 +251,7 @@ class Simulator:
                 "AuthFailure.SecretIdNotFound",
                 "The SecretId is not found, please ensure that your SecretId is correct.",
             )
+        self.identity.check_live(account.secret_id)  # an expired temporary credential (sts.py)
         verify_signature(
             fields,
             secret_key=account.secret_key,
