@@ -40,9 +40,8 @@ CASES = [
     _case("secret_key_not_string.yml", (4, "accounts[0].secret_key", "expected a string, got a mapping")),
     _case("rate_limit_not_number.yml", (3, "accounts[0].rate_limit", "expected a number, got a string")),
     _case("drop_confirmations_float.yml", (1, "drop_confirmations", "expected an integer, got a number")),
-    # regions
-    _case("unknown_region.yml", (5, "accounts[0].regions[1]", 'unknown region "ap-mars" (known: ap-bangkok')),
-    _case("region_typo.yml", (3, "accounts[0].regions[0]", 'did you mean "ap-guangzhou"?')),
+    # regions: any well-formed id (an undocumented one is only a warning, see good/)
+    _case("region_malformed.yml", (3, "accounts[0].regions[1]", 'malformed region "AP Beijing"')),
     _case("duplicate_region.yml", (3, "accounts[0].regions[2]", 'duplicate "ap-beijing" (first on line 3)')),
     _case("empty_regions.yml", (3, "accounts[0].regions", "is empty")),
     # regexes
@@ -62,20 +61,31 @@ CASES = [
     _case("drop_confirmations_zero.yml", (1, "drop_confirmations", "must be at least 1, got 0")),
     _case("max_per_region_zero.yml", (2, "streams.max_per_region", "must be at least 1")),
     _case("rate_limit_zero.yml", (3, "accounts[0].rate_limit", "greater than 0")),
-    # credentials: the message says which key or variable would supply them
+    # credentials: checked statically; the environment and instance roles are read at startup
+    _case("static_without_key.yml", (2, "accounts[0]", "credential_source static needs secret_key or")),
     _case(
-        "missing_credentials.yml",
-        (2, "accounts[0]", "no SecretId: set secret_id, or TENCENTCLOUD_SECRET_ID"),
-        (2, "accounts[0]", "no SecretKey: set secret_key or secret_key_file, or TENCENTCLOUD_SECRET_KEY"),
-        env={},
+        "credential_source_typo.yml",
+        (
+            3,
+            "accounts[0].credential_source",
+            'unknown credential_source "cvm-role" (did you mean "cvm_role"?)',
+        ),
     ),
-    _case("missing_secret_key.yml", (2, "accounts[0]", "TENCENTCLOUD_SECRET_KEY"), env={}),
     _case(
-        "no_accounts_no_env.yml",
-        (1, "accounts", 'not set, so account "default" uses the environment: no SecretId'),
-        (1, "accounts", "TENCENTCLOUD_SECRET_KEY"),
-        env={"TENCENTCLOUD_SECRET_KEY": "", "TENCENTCLOUD_SESSION_TOKEN": "token-Without-Key-0123456789"},
+        "secret_key_with_env_source.yml",
+        (4, "accounts[0].secret_key", "is used only with credential_source static or auto, not env"),
     ),
+    _case("secret_id_and_file.yml", (4, "accounts[0].secret_id_file", "either secret_id or secret_id_file")),
+    _case(
+        "profile_with_static_source.yml",
+        (5, "accounts[0].profile", "is used only with credential_source profile or auto, not static"),
+    ),
+    _case("role_duration_too_long.yml", (5, "accounts[0].role_duration", 'must be at most 12h, got "13h"')),
+    _case("role_arn_malformed.yml", (3, "accounts[0].role_arn", "expected something like qcs::cam::uin/")),
+    _case("role_session_name_without_role.yml", (4, "accounts[0].role_session_name", "only with role_arn")),
+    _case("sts_endpoint_path.yml", (3, "accounts[0].sts_endpoint", "scheme://host[:port] only")),
+    _case("metadata_endpoint_scheme.yml", (4, "accounts[0].metadata_endpoint", "http:// or https:// URL")),
+    _case("proxy_url_scheme.yml", (3, "accounts[0].proxy_url", "http:// or https:// URL")),
     _case("secret_key_file_missing.yml", (4, "accounts[0].secret_key_file", "No such file or directory")),
     _case(
         "secret_key_file_empty.yml",
@@ -97,6 +107,22 @@ CASES = [
     _case("endpoint_path.yml", (3, "accounts[0].endpoint", "scheme://host[:port] only")),
     _case("endpoint_userinfo.yml", (3, "accounts[0].endpoint", "must not contain user:password")),
     _case("state_file_empty.yml", (1, "state_file", "is an empty path")),
+    _case("drop_confirm_queries_negative.yml", (2, "drop_confirm_queries", "must be at least 0, got -1")),
+    # expected streams
+    _case("expected_bad_regex.yml", (4, "streams.expected[1].regex", "invalid regex 'live_(a|b'")),
+    _case(
+        "expected_entry_unknown_key.yml",
+        (3, "streams.expected[0].regexp", 'did you mean "regex"?'),
+        (3, "streams.expected[0].regex", "required"),
+    ),
+    _case(
+        "expected_excluded.yml",
+        (3, "streams.expected", '"backup_feed" is excluded by streams.include/exclude'),
+    ),
+    _case("expected_duplicate.yml", (4, "streams.expected[1]", 'duplicate "live_main" (first on line 3)')),
+    # booleans: YAML 1.2 true/false only, never quoted
+    _case("boolean_yes.yml", (2, "streams.per_stream_metrics", 'expected true or false, got "yes"')),
+    _case("boolean_quoted.yml", (2, "streams.per_stream_metrics", "expected true or false, got a string")),
     # the file itself
     _case("empty.yml", (1, "", "the file is empty")),
     _case(
@@ -114,7 +140,7 @@ CASES = [
         (3, "drop_confirmations", "must be at least 1"),
         (5, "streams.include", "invalid regex"),
         (6, "streams.colour", "unknown key"),
-        (11, "accounts[0].regions[1]", 'unknown region "ap-mars"'),
+        (11, "accounts[0].regions[1]", 'malformed region "ap_mars"'),
         (12, "accounts[0].rate_limit", "greater than 0"),
         (13, "accounts[0].endpoint", "http:// or https://"),
         (14, "accounts[1].name", 'duplicate account name "prod" (first on line 8)'),

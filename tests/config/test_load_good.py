@@ -11,19 +11,19 @@ from exporter.config import (
     DEFAULT_REGIONS,
     AccountConfig,
     Config,
+    ExpectedStreams,
     StreamFilter,
     demo_config,
     describe_config,
     load_config,
     parse_config,
 )
-from exporter.credentials import Credential, Secret
+from exporter.credentials import Credential, CredentialSettings, Secret
 
 GOOD = Path(__file__).parent / "good"
 ENV_KEY = "env-Secret-Key-0123456789abcdef"
 ENV = {"TENCENTCLOUD_SECRET_ID": "AKIDenv", "TENCENTCLOUD_SECRET_KEY": ENV_KEY}
-FILE_KEY = Secret("good-fixture-key")  # secrets/tencent_key, surrounding whitespace stripped
-FILE_TOKEN = Secret("good-fixture-token")
+SECRETS = GOOD / "secrets"
 
 
 def test_minimal_takes_every_default() -> None:
@@ -32,28 +32,34 @@ def test_minimal_takes_every_default() -> None:
         poll_interval=15.0,
         request_timeout=5.0,
         drop_confirmations=2,
+        drop_confirm_queries=20,
         stream_retention=3600.0,
         state_file=None,
         streams=StreamFilter(
-            include=re.compile(".*"), exclude=None, per_stream_metrics=True, max_per_region=20000
+            include=re.compile(".*"),
+            exclude=None,
+            per_stream_metrics=True,
+            max_per_region=20000,
+            expected=ExpectedStreams(),
         ),
         accounts=(
             AccountConfig(
                 name="default",
-                credential=Credential("AKIDenv", Secret(ENV_KEY), None),
+                credentials=CredentialSettings(),  # auto: resolved at startup, not at load
                 regions=("ap-bangkok", "ap-beijing", "ap-guangzhou", "ap-hongkong", "ap-shanghai"),
                 rate_limit=20.0,
                 endpoint="https://live.tencentcloudapi.com",
                 stream_names=(),
+                proxy_url=None,
             ),
         ),
     )
     assert config.warnings == ()
 
 
-def test_default_account_takes_the_environment_token() -> None:
-    config = load_config(GOOD / "minimal.yml", env={**ENV, "TENCENTCLOUD_TOKEN": "tccli-Token-0123456789"})
-    assert config.accounts[0].credential.token == Secret("tccli-Token-0123456789")
+def test_loading_reads_no_environment() -> None:
+    """Credentials are resolved per account at startup; the same file loads the same anywhere."""
+    assert load_config(GOOD / "minimal.yml", env=ENV) == load_config(GOOD / "minimal.yml", env={})
 
 
 def test_spec_example() -> None:
@@ -63,7 +69,9 @@ def test_spec_example() -> None:
         accounts=(
             AccountConfig(
                 name="prod",
-                credential=Credential("AKIDgoodfixture", FILE_KEY),
+                credentials=CredentialSettings(
+                    secret_id="AKIDgoodfixture", secret_key_file=SECRETS / "tencent_key"
+                ),
                 regions=("ap-guangzhou", "ap-hongkong"),
             ),
         ),
@@ -84,14 +92,23 @@ def test_full() -> None:
     prod, staging = config.accounts
     assert prod == AccountConfig(
         name="prod",
-        credential=Credential("AKIDprod", Secret("good-inline-key"), Secret("good-inline-token")),
+        credentials=CredentialSettings(
+            secret_id="AKIDprod",
+            secret_key=Secret("good-inline-key"),
+            session_token=Secret("good-inline-token"),
+        ),
         regions=("ap-seoul", "ap-tokyo", "ap-beijing"),
         rate_limit=7.5,
         endpoint="http://127.0.0.1:18080",  # trailing slash dropped
         stream_names=("live_a", "0123", "live_b"),  # "0123" stays a string, not the integer 123
     )
     assert staging == AccountConfig(
-        name="staging", credential=Credential("AKIDstaging", FILE_KEY, FILE_TOKEN)
+        name="staging",
+        credentials=CredentialSettings(
+            secret_id="AKIDstaging",
+            secret_key_file=SECRETS / "tencent_key",
+            session_token_file=SECRETS / "tencent_token",
+        ),
     )
 
 
@@ -99,7 +116,8 @@ def test_merge_keys_and_explicit_override() -> None:
     east, west = load_config(GOOD / "merge_keys.yml", env={}).accounts
     assert (east.name, east.regions, east.rate_limit) == ("east", ("ap-hongkong",), 10.0)
     assert (west.name, west.regions, west.rate_limit) == ("west", ("ap-bangkok",), 10.0)
-    assert west.credential == east.credential == Credential("AKIDshared", FILE_KEY)
+    shared = CredentialSettings(secret_id="AKIDshared", secret_key_file=SECRETS / "tencent_key")
+    assert west.credentials == east.credentials == shared
 
 
 def test_null_values_take_defaults() -> None:
@@ -130,7 +148,6 @@ def test_warnings_do_not_affect_equality() -> None:
         accounts=(
             AccountConfig(
                 name="prod",
-                credential=Credential("AKIDenv", Secret(ENV_KEY)),
                 stream_names=tuple(f"s{i}" for i in range(10)),
             ),
         ),
@@ -142,7 +159,7 @@ def test_relative_secret_file_against_base_dir(tmp_path: Path) -> None:
     (tmp_path / "keys" / "k").write_text("tmp-Key-0123456789\n")
     text = "accounts:\n  - name: a\n    secret_id: AKIDa\n    secret_key_file: keys/k\n"
     config = parse_config(text, source="inline.yml", base_dir=tmp_path, env={})
-    assert config.accounts[0].credential.secret_key == Secret("tmp-Key-0123456789")
+    assert config.accounts[0].credentials.secret_key_file == tmp_path / "keys" / "k"
     (tmp_path / "cfg.yml").write_text(text)
     assert load_config(tmp_path / "cfg.yml", env={}) == config
 
@@ -152,14 +169,14 @@ def test_absolute_secret_file(tmp_path: Path) -> None:
     key.write_text("abs-Key-0123456789")
     text = f"accounts:\n  - name: a\n    secret_id: AKIDa\n    secret_key_file: {key}\n"
     config = parse_config(text, source="inline.yml", base_dir=Path("/nonexistent"), env={})
-    assert config.accounts[0].credential.secret_key == Secret("abs-Key-0123456789")
+    assert config.accounts[0].credentials.secret_key_file == key
 
 
-def test_config_secret_wins_over_environment() -> None:
+def test_config_keys_only_no_environment_mixed_in() -> None:
     text = "accounts:\n  - name: a\n    secret_id: AKIDcfg\n    secret_key: cfg-Key-0123456789\n"
     env = {**ENV, "TENCENTCLOUD_SESSION_TOKEN": "env-Token-0123456789"}
-    credential = parse_config(text, source="x.yml", base_dir=Path(), env=env).accounts[0].credential
-    assert credential == Credential("AKIDcfg", Secret("cfg-Key-0123456789"), None)
+    settings = parse_config(text, source="x.yml", base_dir=Path(), env=env).accounts[0].credentials
+    assert settings == CredentialSettings(secret_id="AKIDcfg", secret_key=Secret("cfg-Key-0123456789"))
 
 
 def test_values_are_frozen() -> None:
@@ -207,7 +224,9 @@ def test_demo_config() -> None:
         accounts=(
             AccountConfig(
                 name="demo",
-                credential=credential,
+                credentials=CredentialSettings(
+                    source="static", secret_id="AKIDdemo", secret_key=Secret("demo-Key-0123456789")
+                ),
                 regions=DEFAULT_REGIONS,
                 rate_limit=20.0,
                 endpoint="http://127.0.0.1:9999",

@@ -42,7 +42,7 @@ def _assert_clean(text: str) -> None:
     "text",
     [
         # errors elsewhere in an account holding inline secrets
-        ACCOUNT + "    regions: [ap-mars]\n",
+        ACCOUNT + "    regions: [ap_mars]\n",
         ACCOUNT + "    endpoint: nope\n",
         ACCOUNT + "    colour: blue\n",
         ACCOUNT + "    secret_key_file: /dev/null\n",
@@ -58,7 +58,10 @@ def _assert_clean(text: str) -> None:
         f"\tsecret_key: {KEY}\n",
         # environment secrets, with the config broken around them
         "poll_interval: 15\n",
-        f"accounts:\n  - name: {ENV_KEY}\n    regions: [ap-mars]\n",
+        f"accounts:\n  - name: {ENV_KEY}\n    regions: [ap_mars]\n",
+        # a proxy password, with the URL wrong otherwise
+        f"accounts:\n  - name: prod\n    proxy_url: ftp://u:{KEY}@proxy:3128\n",
+        f"accounts:\n  - name: prod\n    proxy_url: http://u:{KEY}@proxy:3128\n    colour: {KEY}\n",
     ],
 )
 def test_error_text_never_holds_a_secret(text: str) -> None:
@@ -85,14 +88,36 @@ def test_exception_chain_holds_no_secret() -> None:
 
 
 def test_reprs_of_values_hold_no_secret() -> None:
-    config = parse_config(ACCOUNT, source="c.yml", base_dir=Path(), env=ENV)
+    config = parse_config(
+        ACCOUNT + f"    proxy_url: http://u:{KEY}@proxy.internal:3128\n",
+        source="c.yml",
+        base_dir=Path(),
+        env=ENV,
+    )
     account = config.accounts[0]
-    for text in (repr(config), str(config), repr(account), repr(account.credential), str(account.credential)):
+    for text in (
+        repr(config),
+        str(config),
+        repr(account),
+        repr(account.credentials),
+        str(account.credentials),
+    ):
         _assert_clean(text)
-    assert account.credential.secret_values() == (KEY, TOKEN)
+    assert account.credentials.secret_key is not None and account.credentials.secret_key.reveal() == KEY
+    assert (
+        account.credentials.session_token is not None and account.credentials.session_token.reveal() == TOKEN
+    )
+    assert account.proxy_url == f"http://u:{KEY}@proxy.internal:3128"
 
 
-def test_reprs_of_environment_credentials_hold_no_secret() -> None:
+def test_environment_is_not_read_at_load() -> None:
     config = parse_config("{}", source="c.yml", base_dir=Path(), env=ENV)
     _assert_clean(repr(config))
-    assert config.accounts[0].credential.secret_values() == (ENV_KEY, ENV_TOKEN)
+    assert config.accounts[0].credentials.secret_key is None
+
+
+def test_key_file_content_never_in_messages(tmp_path: Path) -> None:
+    key_file = tmp_path / "k"
+    key_file.write_text(KEY)
+    text = f"accounts:\n  - name: prod\n    secret_key_file: {key_file}\n    regions: [{KEY}]\n"
+    _assert_clean(str(_error(text)))
