@@ -154,8 +154,9 @@ class Simulator:
         if path.startswith(METADATA_PREFIX):  # the instance metadata service (metadata.py)
             status, content_type, page = handle_metadata(self.identity, method, path)
             return Reply(status=status, headers=(("Content-Type", content_type),), body=page)
-        if path == "/" and _lower(headers).get("x-tc-action") in STS_ACTIONS:  # STS (sts.py)
-            return _json_reply(self.identity.handle_sts(method, _lower(headers), body))
+        headers = _lower(headers)  # once: an iterable of pairs may be single-use
+        if path == "/" and headers.get("x-tc-action") in STS_ACTIONS:  # STS (sts.py)
+            return _json_reply(self.identity.handle_sts(method, headers, body))
         if path != "/":
             return Reply(status=404, headers=(("Content-Type", _HTML),), body=_html_page(404, "Not Found"))
         arrival = self._monotonic()
