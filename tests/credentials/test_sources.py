@@ -210,7 +210,7 @@ class TestTkeOidc:
             settings = CredentialSettings(source="tke_oidc", sts_endpoint=server.url)
             await _provider(settings, http, clock, env=tke_env).start()
 
-        with pytest.raises(CredentialError, match="InvalidParameter.WebIdentityTokenError"):
+        with pytest.raises(CredentialError, match=r"InvalidParameter\.WebIdentityTokenError"):
             run(main)
 
     def test_missing_variables_are_named(self, run, server, clock) -> None:
