@@ -2,8 +2,8 @@
 
 Split from ``webconfig`` so the YAML walk and the TLS policy can each be read alone; the
 differences from exporter-toolkit that Python's ``ssl`` forces are listed in ``webconfig``'s
-docstring. Problems and notes go to the ``NodeReader`` passed in, so they keep the same file,
-line and wording as every other web config problem.
+docstring. The keys are read by the shared config loader; problems and notes go to its report, so
+they keep the same file, line and wording as every other config problem.
 """
 
 from __future__ import annotations
@@ -17,16 +17,29 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import MappingProxyType
-from typing import Protocol
+from typing import Any, Final
 
 from yaml.nodes import Node
+
+from exporter.config.loader import (
+    Context,
+    Reader,
+    Reported,
+    Section,
+    boolean,
+    choice,
+    list_of,
+    path,
+    read_section,
+    secret_text,
+    text,
+)
 
 __all__ = [
     "CLIENT_AUTH_TYPES",
     "TLS_VERSIONS",
-    "NodeReader",
     "TLSSettings",
-    "build_tls_settings",
+    "read_tls",
 ]
 
 TLS_VERSIONS: Mapping[str, ssl.TLSVersion] = MappingProxyType(
@@ -46,31 +59,7 @@ CLIENT_AUTH_TYPES = (
     "RequireAndVerifyClientCert",
 )
 _REQUIRE_CERT = ("RequireAnyClientCert", "RequireClientCert", "RequireAndVerifyClientCert")
-_CURVES = frozenset({"CurveP256", "CurveP384", "CurveP521", "X25519", "X25519MLKEM768"})
-_TLS_KEYS = (
-    "cert", "key", "client_ca", "cert_file", "key_file", "client_auth_type", "client_ca_file",
-    "client_allowed_sans", "min_version", "max_version", "cipher_suites", "prefer_server_cipher_suites",
-    "curve_preferences",
-)  # fmt: skip
-
-
-class NodeReader(Protocol):
-    """What TLS building needs from the web config reader: typed values and a place for problems."""
-
-    problems: list[str]
-    notes: list[str]
-
-    def problem(self, node: Node | None, path: str, message: str) -> None: ...
-
-    def mapping(self, node: Node | None, path: str, known: tuple[str, ...] | None) -> dict[str, Node]: ...
-
-    def string(self, node: Node | None, path: str) -> str: ...
-
-    def boolean(self, node: Node | None, path: str, default: bool) -> bool: ...
-
-    def strings(self, node: Node | None, path: str) -> tuple[str, ...] | None: ...
-
-    def path(self, node: Node | None, path: str) -> Path | None: ...
+_CURVES = ("CurveP256", "CurveP384", "CurveP521", "X25519", "X25519MLKEM768")
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -83,50 +72,68 @@ class TLSSettings:
     client_allowed_sans: frozenset[str] | None = None
 
 
-def build_tls_settings(reader: NodeReader, node: Node | None) -> TLSSettings | None:
-    """``tls_server_config`` as a ready context; ``None`` when unset or when a problem was recorded."""
-    keys = reader.mapping(node, "tls_server_config", _TLS_KEYS)
-    return _TLSBuilder(reader, keys, node).build()
+_TLS_KEYS: Final[Mapping[str, Reader[Any]]] = {
+    "cert": text,
+    "key": secret_text,
+    "client_ca": text,
+    "cert_file": path,
+    "key_file": path,
+    "client_auth_type": choice(CLIENT_AUTH_TYPES, "client_auth_type"),
+    "client_ca_file": path,
+    "client_allowed_sans": list_of(text, unique=False),
+    "min_version": choice(tuple(TLS_VERSIONS), "TLS version"),
+    "max_version": choice(tuple(TLS_VERSIONS), "TLS version"),
+    "cipher_suites": list_of(text, unique=False),
+    "prefer_server_cipher_suites": boolean,
+    "curve_preferences": list_of(choice(_CURVES, "curve"), unique=False),
+}
+
+
+def read_tls(node: Node, key_path: str, ctx: Context) -> TLSSettings | None:
+    """``tls_server_config`` as a ready context; ``None`` when no TLS field is set.
+
+    Raises:
+        Invalid: not a mapping. Reported: a problem was recorded.
+    """
+    section = read_section(node, key_path, ctx, _TLS_KEYS)
+    settings = _TLSBuilder(section).build()
+    if not section.ok:
+        raise Reported
+    return settings
 
 
 class _TLSBuilder:
-    """Turns the ``tls_server_config`` keys into an ``ssl.SSLContext`` or problems."""
+    """Turns the ``tls_server_config`` values into an ``ssl.SSLContext`` or problems."""
 
-    def __init__(self, reader: NodeReader, keys: dict[str, Node], node: Node | None) -> None:
-        self.r = reader
-        self.keys = keys
-        self.node = node
+    def __init__(self, section: Section) -> None:
+        self.section = section
+        self.values = section.values
+        self.notes = section.ctx.report.notes
 
     def text(self, key: str) -> str:
-        return self.r.string(self.keys.get(key), f"tls_server_config.{key}")
-
-    def at(self, key: str) -> Node | None:
-        return self.keys.get(key, self.node)
+        value: str = self.values.get(key, "")
+        return value
 
     def problem(self, key: str, message: str) -> None:
-        self.r.problem(self.at(key), f"tls_server_config.{key}", message)
+        self.section.problem(key, message)
 
     def build(self) -> TLSSettings | None:
-        cert_file = self.r.path(self.keys.get("cert_file"), "tls_server_config.cert_file")
-        key_file = self.r.path(self.keys.get("key_file"), "tls_server_config.key_file")
-        ca_file = self.r.path(self.keys.get("client_ca_file"), "tls_server_config.client_ca_file")
+        cert_file = self.values.get("cert_file")
+        key_file = self.values.get("key_file")
+        ca_file = self.values.get("client_ca_file")
         cert, key, ca = self.text("cert"), self.text("key"), self.text("client_ca")
         auth = self.text("client_auth_type")
         if not (cert_file or key_file or ca_file or cert or key or ca or auth):
             return None  # exporter-toolkit: no TLS field set means plain HTTP
-        problems_before = len(self.r.problems)
         self.check_pairs(cert_file, cert, key_file, key)
         auth = auth or "NoClientCert"
-        if auth not in CLIENT_AUTH_TYPES:
-            self.problem("client_auth_type", f"unknown {auth!r} (known: {', '.join(CLIENT_AUTH_TYPES)})")
         versions = self.versions()
-        sans = self.r.strings(self.keys.get("client_allowed_sans"), "tls_server_config.client_allowed_sans")
+        sans = self.values.get("client_allowed_sans")
         self.ignored_lists()
-        prefer_key = "prefer_server_cipher_suites"
-        prefer = self.r.boolean(self.keys.get(prefer_key), f"tls_server_config.{prefer_key}", True)
+        prefer = self.values.get("prefer_server_cipher_suites", True)
         has_ca = bool(ca_file or ca)
         self.check_auth(auth, has_ca=has_ca, sans=sans)
-        if len(self.r.problems) > problems_before or versions is None:
+        if not self.section.ok or versions is None:
             return None
         context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
         with warnings.catch_warnings():
@@ -155,29 +162,22 @@ class _TLSBuilder:
     def versions(self) -> tuple[ssl.TLSVersion, ssl.TLSVersion] | None:
         chosen = []
         for key, default in (("min_version", "TLS12"), ("max_version", "TLS13")):
-            name = self.text(key) or default
-            if name not in TLS_VERSIONS:
-                self.problem(key, f"unknown TLS version {name!r} (known: {', '.join(TLS_VERSIONS)})")
-                return None
-            chosen.append(TLS_VERSIONS[name])
+            if key in self.section.nodes and key not in self.values:
+                return None  # unknown name, already reported
+            chosen.append(TLS_VERSIONS[self.text(key) or default])
         if chosen[0] > chosen[1]:
             self.problem("min_version", "min_version is above max_version")
             return None
         return chosen[0], chosen[1]
 
     def ignored_lists(self) -> None:
-        suites = self.r.strings(self.keys.get("cipher_suites"), "tls_server_config.cipher_suites")
-        if suites:
-            self.r.notes.append("tls_server_config.cipher_suites is ignored: OpenSSL's defaults are used")
-        curves = self.r.strings(self.keys.get("curve_preferences"), "tls_server_config.curve_preferences")
-        for curve in curves or ():
-            if curve not in _CURVES:
-                known = ", ".join(sorted(_CURVES))
-                self.problem("curve_preferences", f"unknown curve {curve!r} (known: {known})")
-        if curves:
-            self.r.notes.append("tls_server_config.curve_preferences is ignored: OpenSSL's defaults are used")
+        for key in ("cipher_suites", "curve_preferences"):
+            if self.values.get(key):
+                self.notes.append(f"tls_server_config.{key} is ignored: OpenSSL's defaults are used")
 
     def check_auth(self, auth: str, *, has_ca: bool, sans: tuple[str, ...] | None) -> None:
+        if "client_auth_type" in self.section.nodes and "client_auth_type" not in self.values:
+            return  # unknown type, already reported
         if has_ca and auth == "NoClientCert":
             self.problem("client_auth_type", "client CA's have been configured without a Client Auth Policy")
         if auth in ("RequireAnyClientCert", "RequireClientCert"):
@@ -186,9 +186,9 @@ class _TLSBuilder:
                     "client_auth_type",
                     f"{auth} needs client_ca_file here: Python's ssl verifies every client certificate",
                 )
-            self.r.notes.append(f"client_auth_type {auth} behaves as RequireAndVerifyClientCert")
+            self.notes.append(f"client_auth_type {auth} behaves as RequireAndVerifyClientCert")
         if auth == "RequestClientCert":
-            self.r.notes.append("client_auth_type RequestClientCert does not ask for a client certificate")
+            self.notes.append("client_auth_type RequestClientCert does not ask for a client certificate")
         if sans is not None and auth not in _REQUIRE_CERT:
             self.problem(
                 "client_allowed_sans",

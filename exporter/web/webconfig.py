@@ -6,6 +6,12 @@ node_exporter. Like exporter-toolkit (``getConfig``, ``Validate``, ``validateUse
 whole file is checked before anything listens: unknown keys, bad bcrypt hashes, unreadable
 certificates and keys all fail at load, every problem with its file and line.
 
+It is read by the same loader as the exporter's config (``exporter.config.loader``), so the two
+files share one set of rules: YAML 1.2 booleans (``true``/``false`` unquoted; ``yes``, ``on`` or
+``"true"`` are refused), Prometheus durations (``rate_limit.interval: 1m30s``; Go's fractional
+``1.5s`` must be written ``1s500ms``), unknown keys with "did you mean", and no message that
+quotes a line of the file (a YAML syntax error names line and column only).
+
 Differences forced by Python's ``ssl`` module (each also listed in ``WebConfig.notes`` so
 startup can log it):
 
@@ -26,11 +32,26 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import MappingProxyType
+from typing import Any, Final
 
-import yaml
-from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
+from yaml.nodes import Node
 
-from .tls import CLIENT_AUTH_TYPES, TLS_VERSIONS, TLSSettings, build_tls_settings
+from exporter.config.loader import (
+    Context,
+    Invalid,
+    Reader,
+    Report,
+    boolean,
+    compose,
+    duration,
+    integer,
+    read,
+    read_dict,
+    read_section,
+    text,
+)
+
+from .tls import CLIENT_AUTH_TYPES, TLS_VERSIONS, TLSSettings, read_tls
 
 __all__ = [
     "CLIENT_AUTH_TYPES",
@@ -40,7 +61,6 @@ __all__ = [
     "WebConfig",
     "WebConfigError",
     "load_web_config",
-    "parse_go_duration",
     "parse_web_config",
 ]
 
@@ -54,14 +74,7 @@ _HEADERS: Mapping[str, tuple[str, ...]] = MappingProxyType(
         "Content-Security-Policy": (),
     }
 )
-_TOP_KEYS = ("tls_server_config", "http_server_config", "basic_auth_users", "rate_limit")
-_HTTP_KEYS = ("http2", "headers")
-_RATE_KEYS = ("interval", "burst")
-_BCRYPT = re.compile(r"\$2[abxy]?\$(\d\d)\$[./A-Za-z0-9]{53}")
-_DURATION = re.compile(r"(\d+(?:\.\d*)?|\.\d+)(ns|us|µs|ms|s|m|h)")
-_UNITS = {"ns": 1e-9, "us": 1e-6, "µs": 1e-6, "ms": 1e-3, "s": 1.0, "m": 60.0, "h": 3600.0}
-_TRUE = frozenset({"true", "yes", "on", "y"})
-_FALSE = frozenset({"false", "no", "off", "n"})
+_BCRYPT: Final = re.compile(r"\$2[abxy]?\$(\d\d)\$[./A-Za-z0-9]{53}")
 
 
 class WebConfigError(Exception):
@@ -94,6 +107,61 @@ class WebConfig:
     notes: tuple[str, ...] = ()
 
 
+def _bcrypt_hash(user: str) -> Reader[bytes]:
+    def read_hash(node: Node, path: str, ctx: Context) -> bytes:
+        hashed = text(node, path, ctx)
+        ctx.report.secrets.add(hashed)  # a pasted plain password must not reach a log
+        if _BCRYPT.fullmatch(hashed) is None or not 4 <= int(hashed[-56:-54]) <= 31:
+            raise Invalid("not a bcrypt hash (expected $2y$10$ and 53 characters)")
+        return hashed.encode("ascii")
+
+    return read_hash
+
+
+def _users(node: Node, path: str, ctx: Context) -> Mapping[str, bytes]:
+    return MappingProxyType(read_dict(node, path, ctx, _bcrypt_hash))
+
+
+def _header(name: str) -> Reader[str]:
+    def read_header(node: Node, path: str, ctx: Context) -> str:
+        value = "" if node.tag.endswith(":null") else text(node, path, ctx)
+        if name not in _HEADERS:
+            raise Invalid(f"HTTP header can not be configured (known: {', '.join(_HEADERS)})")
+        if _HEADERS[name] and value not in _HEADERS[name]:
+            raise Invalid(f"expected one of {', '.join(_HEADERS[name])}, got {value!r}")
+        if "\r" in value or "\n" in value:
+            raise Invalid("header values cannot contain line breaks")
+        return value
+
+    return read_header
+
+
+def _headers(node: Node, path: str, ctx: Context) -> Mapping[str, str]:
+    return MappingProxyType({k: v for k, v in read_dict(node, path, ctx, _header).items() if v})
+
+
+_HTTP: Final[Mapping[str, Reader[Any]]] = {"http2": boolean, "headers": _headers}
+
+
+def _rate_limit(node: Node, path: str, ctx: Context) -> RateLimit | None:
+    """``None`` when the interval is 0 or unset: exporter-toolkit then does not limit."""
+    section = read_section(
+        node, path, ctx, {"interval": duration(positive=False), "burst": integer(minimum=0)}
+    )
+    interval = section.values.get("interval", 0.0)
+    if not section.ok or interval == 0:
+        return None
+    return RateLimit(interval=interval, burst=section.values.get("burst", 0))
+
+
+_TOP: Final[Mapping[str, Reader[Any]]] = {
+    "tls_server_config": read_tls,
+    "http_server_config": lambda node, path, ctx: read_section(node, path, ctx, _HTTP).values,
+    "basic_auth_users": _users,
+    "rate_limit": _rate_limit,
+}
+
+
 def load_web_config(path: Path) -> WebConfig:
     """Read, parse and fully validate a web config file, loading its certificates.
 
@@ -101,181 +169,36 @@ def load_web_config(path: Path) -> WebConfig:
         WebConfigError: unreadable file or any problem in it, each with file and line.
     """
     try:
-        text = path.read_text(encoding="utf-8")
+        text_ = path.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as exc:
-        raise WebConfigError([f"{path}: cannot read: {exc}"]) from None
-    return parse_web_config(text, source=str(path), base_dir=path.parent)
+        reason = exc.strerror if isinstance(exc, OSError) else f"not valid UTF-8 (byte offset {exc.start})"
+        raise WebConfigError([f"{path}: cannot read: {reason or type(exc).__name__}"]) from None
+    return parse_web_config(text_, source=str(path), base_dir=path.parent)
 
 
 def parse_web_config(text: str, *, source: str, base_dir: Path) -> WebConfig:
     """Parse web config text; relative file names are resolved against ``base_dir``.
 
+    An empty file is plain HTTP without auth, as in exporter-toolkit.
+
     Raises:
         WebConfigError: every problem found, not only the first.
     """
-    try:
-        root = yaml.compose(text, Loader=yaml.SafeLoader)
-    except yaml.YAMLError as exc:
-        raise WebConfigError([f"{source}: invalid YAML: {exc}"]) from None
-    reader = _Reader(source, base_dir)
-    top = reader.mapping(root, "", _TOP_KEYS)
-    users = reader.users(top.get("basic_auth_users"))
-    headers, http2 = reader.http(top.get("http_server_config"))
-    rate_limit = reader.rate_limit(top.get("rate_limit"))
-    tls = reader.tls(top.get("tls_server_config"))
-    if reader.problems:
-        raise WebConfigError(reader.sorted_problems())
+    report = Report(source)
+    root = compose(text, report, empty_ok=True)
+    values: dict[str, Any] = {}
+    if root is not None:
+        ok, section = read(lambda n, p, c: read_section(n, p, c, _TOP), root, "", Context(report, base_dir))
+        values = section.values if ok and section is not None else {}
+    if report.count():
+        raise WebConfigError(report.problems())
+    http: Mapping[str, Any] = values.get("http_server_config", {})
     return WebConfig(
         source=source,
-        tls=tls,
-        headers=MappingProxyType(headers),
-        users=MappingProxyType(users),
-        rate_limit=rate_limit,
-        http2=http2,
-        notes=tuple(reader.notes),
+        tls=values.get("tls_server_config"),
+        headers=http.get("headers", MappingProxyType({})),
+        users=values.get("basic_auth_users", MappingProxyType({})),
+        rate_limit=values.get("rate_limit"),
+        http2=http.get("http2", True),
+        notes=tuple(report.notes),
     )
-
-
-def parse_go_duration(text: str) -> float:
-    """Go ``time.ParseDuration`` text (``1m30s``, ``250ms``, ``0``) as seconds."""
-    if text == "0":
-        return 0.0
-    pos, total = 0, 0.0
-    for match in _DURATION.finditer(text):
-        if match.start() != pos:
-            break
-        total += float(match.group(1)) * _UNITS[match.group(2)]
-        pos = match.end()
-    if pos != len(text) or not text:
-        raise ValueError(f"invalid duration {text!r} (use e.g. 500ms, 1s, 1m30s)")
-    return total
-
-
-class _Reader:
-    """Walks composed YAML nodes so every problem can name its key path and line."""
-
-    def __init__(self, source: str, base_dir: Path) -> None:
-        self.source = source
-        self.base_dir = base_dir
-        self.problems: list[str] = []
-        self._lines: list[int] = []
-        self.notes: list[str] = []
-
-    def problem(self, node: Node | None, path: str, message: str) -> None:
-        line = node.start_mark.line + 1 if node is not None else 0
-        where = f" {path}:" if path else ""
-        self._lines.append(line)
-        self.problems.append(f"{self.source}{f':{line}' if line else ''}:{where} {message}")
-
-    def sorted_problems(self) -> list[str]:
-        """In file order, as an operator reads the file (the walk goes section by section)."""
-        return [p for _, p in sorted(zip(self._lines, self.problems, strict=True), key=lambda lp: lp[0])]
-
-    def mapping(self, node: Node | None, path: str, known: tuple[str, ...] | None) -> dict[str, Node]:
-        """Keys to value nodes; unknown (when ``known`` is given) and duplicate keys are problems."""
-        if node is None or _is_null(node):
-            return {}
-        if not isinstance(node, MappingNode):
-            self.problem(node, path, "expected a mapping")
-            return {}
-        out: dict[str, Node] = {}
-        for key_node, value_node in node.value:
-            if not isinstance(key_node, ScalarNode):
-                self.problem(key_node, path, "keys must be plain strings")
-                continue
-            key = key_node.value
-            full = f"{path}.{key}" if path else key
-            if known is not None and key not in known:
-                self.problem(key_node, full, f"unknown key (known: {', '.join(known)})")
-            elif key in out:
-                self.problem(key_node, full, "duplicate key")
-            else:
-                out[key] = value_node
-        return out
-
-    def string(self, node: Node | None, path: str) -> str:
-        """A scalar as text (Go decodes ``123`` into a string field too); null is empty."""
-        if node is None or _is_null(node):
-            return ""
-        if not isinstance(node, ScalarNode):
-            self.problem(node, path, "expected a string")
-            return ""
-        return str(node.value)
-
-    def boolean(self, node: Node | None, path: str, default: bool) -> bool:
-        text = self.string(node, path).lower()
-        if not text:
-            return default
-        if text in _TRUE or text in _FALSE:
-            return text in _TRUE
-        self.problem(node, path, f"expected true or false, got {text!r}")
-        return default
-
-    def strings(self, node: Node | None, path: str) -> tuple[str, ...] | None:
-        if node is None or _is_null(node):
-            return None
-        if not isinstance(node, SequenceNode):
-            self.problem(node, path, "expected a list of strings")
-            return None
-        return tuple(self.string(item, f"{path}[{i}]") for i, item in enumerate(node.value))
-
-    def users(self, node: Node | None) -> dict[str, bytes]:
-        users: dict[str, bytes] = {}
-        for name, value in self.mapping(node, "basic_auth_users", None).items():
-            path = f"basic_auth_users.{name}"
-            hashed = self.string(value, path)
-            if _BCRYPT.fullmatch(hashed) is None or not 4 <= int(hashed[-56:-54]) <= 31:
-                # Never echo the value: a pasted plain password must not reach a log.
-                self.problem(value, path, "not a bcrypt hash (expected $2y$10$ and 53 characters)")
-                continue
-            users[name] = hashed.encode("ascii")
-        return users
-
-    def http(self, node: Node | None) -> tuple[dict[str, str], bool]:
-        keys = self.mapping(node, "http_server_config", _HTTP_KEYS)
-        http2 = self.boolean(keys.get("http2"), "http_server_config.http2", True)
-        headers: dict[str, str] = {}
-        for name, value_node in self.mapping(keys.get("headers"), "http_server_config.headers", None).items():
-            path = f"http_server_config.headers.{name}"
-            value = self.string(value_node, path)
-            if name not in _HEADERS:
-                known = ", ".join(_HEADERS)
-                self.problem(value_node, path, f"HTTP header can not be configured (known: {known})")
-            elif _HEADERS[name] and value not in _HEADERS[name]:
-                self.problem(value_node, path, f"expected one of {', '.join(_HEADERS[name])}, got {value!r}")
-            elif "\r" in value or "\n" in value:
-                self.problem(value_node, path, "header values cannot contain line breaks")
-            elif value:
-                headers[name] = value
-        return headers, http2
-
-    def rate_limit(self, node: Node | None) -> RateLimit | None:
-        keys = self.mapping(node, "rate_limit", _RATE_KEYS)
-        interval_text = self.string(keys.get("interval"), "rate_limit.interval") or "0"
-        burst_text = self.string(keys.get("burst"), "rate_limit.burst") or "0"
-        try:
-            interval = parse_go_duration(interval_text)
-        except ValueError as exc:
-            self.problem(keys.get("interval"), "rate_limit.interval", str(exc))
-            return None
-        if not burst_text.isdigit():
-            message = f"expected a whole number, got {burst_text!r}"
-            self.problem(keys.get("burst"), "rate_limit.burst", message)
-            return None
-        if interval == 0:
-            return None
-        return RateLimit(interval=interval, burst=int(burst_text))
-
-    def path(self, node: Node | None, path: str) -> Path | None:
-        text = self.string(node, path)
-        if not text:
-            return None
-        candidate = Path(text)
-        return candidate if candidate.is_absolute() else self.base_dir / candidate
-
-    def tls(self, node: Node | None) -> TLSSettings | None:
-        return build_tls_settings(self, node)
-
-
-def _is_null(node: Node) -> bool:
-    return isinstance(node, ScalarNode) and node.tag == "tag:yaml.org,2002:null"

@@ -12,7 +12,6 @@ from exporter.web.webconfig import (
     WebConfig,
     WebConfigError,
     load_web_config,
-    parse_go_duration,
     parse_web_config,
 )
 
@@ -145,10 +144,10 @@ class TestBad:
     @pytest.mark.parametrize(
         ("extra", "expected"),
         [
-            ({"client_auth_type": "Sometimes"}, "client_auth_type: unknown 'Sometimes'"),
-            ({"min_version": "TLS14"}, "min_version: unknown TLS version 'TLS14'"),
+            ({"client_auth_type": "Sometimes"}, 'client_auth_type: unknown client_auth_type "Sometimes"'),
+            ({"min_version": "TLS14"}, 'min_version: unknown TLS version "TLS14" (did you mean "TLS13"?)'),
             ({"min_version": "TLS13", "max_version": "TLS12"}, "min_version is above max_version"),
-            ({"curve_preferences": "[CurveP999]"}, "unknown curve 'CurveP999'"),
+            ({"curve_preferences": "[CurveP999]"}, 'unknown curve "CurveP999"'),
             ({"client_auth_type": "RequireAnyClientCert"}, "needs client_ca_file"),
             (
                 {"client_allowed_sans": "[a]", "client_auth_type": "VerifyClientCertIfGiven"},
@@ -222,7 +221,20 @@ class TestBad:
         assert any("expected a mapping" in p for p in problems_of(tmp_path, text))
 
     def test_invalid_yaml(self, tmp_path):
-        assert any("invalid YAML" in p for p in problems_of(tmp_path, "a: [\n"))
+        assert any("YAML syntax error" in p for p in problems_of(tmp_path, "a: [\n"))
+
+    def test_syntax_error_never_echoes_the_line(self, tmp_path, pki):
+        """The offending line may be a private key or a password: only line and column are shown."""
+        secret = "hunter2-Very-Secret-Value"
+        for text in (
+            f'basic_auth_users:\n  alice: "{secret}\n',
+            f"basic_auth_users:\n  alice: {secret}: x\n",
+            f"tls_server_config:\n  key: |\n    {secret}\n  cert: [\n",
+            f"basic_auth_users: {{alice: {secret}\n",
+        ):
+            problems = problems_of(tmp_path, text)
+            assert problems and all("YAML syntax error" in p for p in problems), problems
+            assert not any(secret in p for p in problems), problems
 
     def test_missing_file(self, tmp_path):
         with pytest.raises(WebConfigError, match="cannot read"):
@@ -230,29 +242,42 @@ class TestBad:
 
     def test_bad_rate_limit(self, tmp_path):
         problems = problems_of(tmp_path, "rate_limit:\n  interval: 5 seconds\n  burst: 1\n")
-        assert any(":2: rate_limit.interval: invalid duration" in p for p in problems)
+        assert any(':2: rate_limit.interval: invalid duration "5 seconds"' in p for p in problems)
+
+    @pytest.mark.parametrize(
+        ("value", "fragment"),
+        [
+            ("1.5s", "invalid duration"),  # one grammar for every file: write 1s500ms
+            ("10us", "invalid duration"),
+            ("0", '"0" has no unit: write "0s"'),
+        ],
+    )
+    def test_rate_limit_uses_the_config_duration_grammar(self, tmp_path, value, fragment):
+        problems = problems_of(tmp_path, f"rate_limit:\n  interval: {value}\n  burst: 1\n")
+        assert any(f":2: rate_limit.interval: {fragment}" in p for p in problems), problems
+
+    @pytest.mark.parametrize("value", ["yes", "no", "on", "off", "y", "n", '"true"', "'false'", "1"])
+    def test_booleans_are_yaml_1_2_true_false_only(self, tmp_path, value):
+        problems = problems_of(tmp_path, f"http_server_config:\n  http2: {value}\n")
+        assert any(":2: http_server_config.http2: expected true or false" in p for p in problems), problems
 
 
-@pytest.mark.parametrize(
-    ("text", "seconds"),
-    [
-        ("0", 0.0),
-        ("1s", 1.0),
-        ("250ms", 0.25),
-        ("1m30s", 90.0),
-        ("1h", 3600.0),
-        ("1.5s", 1.5),
-        ("10us", 1e-5),
-    ],
-)
-def test_go_durations(text, seconds):
-    assert parse_go_duration(text) == pytest.approx(seconds)
+class TestRules:
+    @pytest.mark.parametrize(("value", "expected"), [("true", True), ("True", True), ("FALSE", False)])
+    def test_yaml_1_2_booleans(self, tmp_path, value, expected):
+        config = load_web_config(write(tmp_path, f"http_server_config:\n  http2: {value}\n"))
+        assert config.http2 is expected
 
+    @pytest.mark.parametrize(("text", "seconds"), [("0s", None), ("250ms", 0.25), ("1m30s", 90.0)])
+    def test_rate_limit_interval(self, tmp_path, text, seconds):
+        config = load_web_config(write(tmp_path, f"rate_limit:\n  interval: {text}\n  burst: 2\n"))
+        assert (config.rate_limit.interval if config.rate_limit else None) == seconds
 
-@pytest.mark.parametrize("text", ["", "1", "s", "1d", "1s2", "-1s"])
-def test_bad_go_durations(text):
-    with pytest.raises(ValueError):
-        parse_go_duration(text)
+    def test_unknown_key_suggests_the_close_one(self, tmp_path):
+        problems = problems_of(tmp_path, "basic_auth_user:\n  a: b\n")
+        assert problems == [
+            f'{tmp_path / "web.yml"}:1: basic_auth_user: unknown key (did you mean "basic_auth_users"?)'
+        ]
 
 
 def test_parse_text_directly(tmp_path):
