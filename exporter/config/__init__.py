@@ -5,7 +5,6 @@
 from __future__ import annotations
 
 from exporter.config.accounts import DEFAULT_ENDPOINT, DEFAULT_REGIONS, KNOWN_REGIONS, AccountConfig
-from exporter.config.loader import format_duration, parse_duration
 from exporter.config.schema import (
     Config,
     ConfigError,
@@ -16,6 +15,7 @@ from exporter.config.schema import (
     load_config,
     parse_config,
 )
+from exporter.config.values import format_duration, parse_duration
 
 __all__ = [
     "DEFAULT_ENDPOINT",

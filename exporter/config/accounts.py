@@ -17,24 +17,8 @@ from urllib.parse import urlsplit
 
 from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 
-from exporter.config.loader import (
-    Context,
-    Invalid,
-    Reader,
-    Reported,
-    Section,
-    choice,
-    did_you_mean,
-    duration,
-    key,
-    kind,
-    list_of,
-    model,
-    number,
-    path,
-    secret_text,
-    text,
-)
+from exporter.config.loader import Context, Invalid, Reader, Reported, Section, did_you_mean, key, kind, model
+from exporter.config.values import choice, duration, list_of, number, path, secret_text, text
 from exporter.credentials import SOURCES, CredentialSettings, Secret, SecretFileError, read_secret_file
 
 __all__ = [

@@ -8,26 +8,21 @@ Walking ``yaml.compose`` nodes keeps each value's line, lets us refuse unknown a
 
 A schema is a mapping ``key -> Reader``; a reader turns one node into one typed value or raises
 ``Invalid`` (one problem at that node) or ``Reported`` (a composite value that already reported
-its own problems). ``read_section`` walks one YAML mapping against a schema; ``key`` lets a
-frozen dataclass carry its keys' readers, so a dataclass field is the whole schema entry.
+its own problems). ``read_section`` walks one YAML mapping against a schema; ``key``
+(``field(metadata=key(reader))``) lets a frozen dataclass carry its keys' readers, so a dataclass
+field is the whole schema entry of its key, and ``model`` reads such a dataclass. The readers of
+single values (and the rules for booleans and durations) are in ``values``.
 
-Rules shared by every file (documented in the README):
-
-- Booleans are YAML 1.2's: ``true``/``false`` (any case) unquoted. YAML 1.1's ``yes``/``no``/``on``/
-  ``off``/``y``/``n`` are refused, and so is any quoted value (``"true"`` is a string).
-- Durations are Prometheus's: whole numbers with units ``ms s m h d w y``, largest first
-  (``1m30s``, ``500ms``); a bare number is refused rather than guessed.
-- A key with no value (``key:`` or ``key: null``) means "not set": the default applies.
-- No message ever quotes a line of the file: a YAML syntax error names its line and column only,
-  and every value registered as secret is scrubbed from all messages as a last guard.
+Rules shared by every file: a key with no value (``key:`` or ``key: null``) means "not set" and
+the default applies; no message ever quotes a line of the file (a YAML syntax error names its
+line and column only), and every value registered as secret is scrubbed from all messages as a
+last guard.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import difflib
-import math
-import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -44,82 +39,22 @@ __all__ = [
     "Report",
     "Reported",
     "Section",
-    "boolean",
-    "choice",
     "compose",
     "did_you_mean",
-    "duration",
-    "format_duration",
-    "integer",
     "join",
     "key",
     "kind",
-    "list_of",
     "model",
-    "number",
-    "parse_duration",
-    "path",
     "read",
     "read_dict",
     "read_section",
-    "regex",
     "schema_of",
-    "secret_text",
-    "text",
+    "tag",
 ]
 
 _T = TypeVar("_T")
 Reader = Callable[[Node, str, "Context"], _T]
 """Turns one node (at key path ``path``) into a value, or raises ``Invalid`` / ``Reported``."""
-
-# ---------------------------------------------------------------------------------------------
-# Durations: one grammar for every file
-
-_UNITS: Final = {"y": 365 * 86400.0, "w": 7 * 86400.0, "d": 86400.0, "h": 3600.0, "m": 60.0, "s": 1.0}
-_UNITS_MS: Final = {**_UNITS, "ms": 0.001}
-_UNIT_ORDER: Final = tuple(_UNITS_MS)
-_DURATION_PART: Final = re.compile(r"(\d+)(ms|[ywdhms])")
-_UNIT_HINT: Final = "units: ms, s, m, h, d, w, y; e.g. 500ms, 15s, 5m, 1h, 1m30s"
-
-
-def parse_duration(text: str) -> float:
-    """Seconds in a Prometheus-style duration (``500ms``, ``15s``, ``1m30s``).
-
-    Units go largest first, each at most once, as in Prometheus. A bare number is refused rather
-    than guessed: ``15`` could mean seconds or milliseconds, and the wrong guess polls 1000x too often.
-
-    Raises:
-        ValueError: with a hint (``"15" has no unit: write "15s"``).
-    """
-    if re.fullmatch(r"\d+(\.\d+)?", text):
-        raise ValueError(f'"{text}" has no unit: write "{text}s" for seconds ({_UNIT_HINT})')
-    total, pos, last = 0.0, 0, -1
-    while pos < len(text) and (match := _DURATION_PART.match(text, pos)):
-        rank = _UNIT_ORDER.index(match.group(2))
-        if rank <= last:
-            raise ValueError(
-                f'invalid duration "{text}": units must go largest first, each once ({_UNIT_HINT})'
-            )
-        total += int(match.group(1)) * _UNITS_MS[match.group(2)]
-        pos, last = match.end(), rank
-    if not text or pos != len(text):
-        raise ValueError(f'invalid duration "{text}" ({_UNIT_HINT})')
-    return total
-
-
-def format_duration(seconds: float) -> str:
-    """The shortest duration text ``parse_duration`` reads back (for logs and the landing page)."""
-    millis = round(seconds * 1000)
-    if millis == 0:
-        return "0s"
-    parts = []
-    for unit in ("h", "m", "s", "ms"):
-        size = round(_UNITS_MS[unit] * 1000)
-        count, millis = divmod(millis, size)
-        if count:
-            parts.append(f"{count}{unit}")
-    return "".join(parts)
-
 
 # ---------------------------------------------------------------------------------------------
 # Problems
@@ -225,7 +160,7 @@ def kind(node: Node) -> str:
     return _KINDS.get(node.tag.removeprefix(_STD), f"a value tagged {node.tag}")
 
 
-def _tag(node: Node) -> str | None:
+def tag(node: Node) -> str | None:
     """Short standard tag of a scalar (``int``, ``str``...); None for collections and custom tags."""
     if isinstance(node, ScalarNode) and node.tag.startswith(_STD):
         return node.tag.removeprefix(_STD)
@@ -302,7 +237,7 @@ def _pairs(node: MappingNode, path: str, ctx: Context) -> list[tuple[str, Node, 
     out: list[tuple[str, Node, Node]] = []
     lines: dict[str, int] = {}
     for index, (key_node, value) in enumerate(node.value):
-        if _tag(key_node) is None:
+        if tag(key_node) is None:
             ctx.report.problem(key_node, path, f"keys must be strings, got {kind(key_node)}")
             continue
         key = str(key_node.value)
@@ -332,7 +267,7 @@ def read_section(node: Node, path: str, ctx: Context, schema: Mapping[str, Reade
             continue
         section.values.pop(key, None)  # a merged value overridden by an explicit key
         section.nodes.pop(key, None)
-        if _tag(value) == "null":
+        if tag(value) == "null":
             continue
         section.nodes[key] = value
         ok, result = read(schema[key], value, join(path, key), ctx)
@@ -412,131 +347,3 @@ def model(
         return cls(**section.values)
 
     return read_model
-
-
-# ---------------------------------------------------------------------------------------------
-# Scalar readers (each a Reader, or a function returning one)
-
-
-def text(node: Node, path: str, ctx: Context) -> str:
-    """A scalar as written: ``name: 0123`` is the string "0123", not the integer 83."""
-    if _tag(node) not in ("str", "int", "float", "bool", "timestamp"):
-        raise Invalid(f"expected a string, got {kind(node)}")
-    return str(node.value)
-
-
-def secret_text(node: Node, path: str, ctx: Context) -> str:
-    """Like ``text``, and the value is scrubbed from every message of this file."""
-    value = text(node, path, ctx)
-    ctx.report.secrets.add(value)
-    return value
-
-
-def integer(*, minimum: int, hint: str = "") -> Reader[int]:
-    def read_integer(node: Node, path: str, ctx: Context) -> int:
-        if not isinstance(node, ScalarNode) or _tag(node) != "int":
-            raise Invalid(f"expected an integer, got {kind(node)}")
-        value = int(SafeConstructor().construct_yaml_int(node))
-        if value < minimum:
-            raise Invalid(f"must be at least {minimum}, got {value}{hint}")
-        return value
-
-    return read_integer
-
-
-def number(node: Node, path: str, ctx: Context) -> float:
-    """A finite number greater than 0 (rates)."""
-    if not isinstance(node, ScalarNode) or _tag(node) not in ("int", "float"):
-        raise Invalid(f"expected a number, got {kind(node)}")
-    value = float(SafeConstructor().construct_yaml_float(node))
-    if not (value > 0 and math.isfinite(value)):
-        raise Invalid(f"must be a finite number greater than 0, got {node.value}")
-    return value
-
-
-_YAML11_BOOLEANS: Final = frozenset({"yes", "no", "on", "off", "y", "n"})
-
-
-def boolean(node: Node, path: str, ctx: Context) -> bool:
-    """YAML 1.2 booleans only: unquoted ``true`` or ``false``; ``yes``, ``on`` and ``"true"`` are refused."""
-    if isinstance(node, ScalarNode) and node.style is None and node.value.lower() in ("true", "false"):
-        return bool(node.value.lower() == "true")
-    if isinstance(node, ScalarNode) and node.style is None and node.value.lower() in _YAML11_BOOLEANS:
-        raise Invalid(
-            f'expected true or false, got "{node.value}" (YAML 1.1 spellings are not booleans here)'
-        )
-    raise Invalid(f"expected true or false, got {kind(node)}")
-
-
-def duration(*, positive: bool, maximum: float | None = None) -> Reader[float]:
-    def read_duration(node: Node, path: str, ctx: Context) -> float:
-        if _tag(node) not in ("str", "int", "float"):
-            raise Invalid(f"expected a duration such as 15s, got {kind(node)}")
-        try:
-            value = parse_duration(str(node.value))
-        except ValueError as exc:
-            raise Invalid(str(exc)) from None
-        if positive and value <= 0:
-            raise Invalid(f'must be greater than 0, got "{node.value}"')
-        if maximum is not None and value > maximum:
-            raise Invalid(f'must be at most {format_duration(maximum)}, got "{node.value}"')
-        return value
-
-    return read_duration
-
-
-def regex(node: Node, path: str, ctx: Context) -> re.Pattern[str]:
-    source = text(node, path, ctx)
-    try:
-        return re.compile(source)
-    except re.error as exc:
-        raise Invalid(f"invalid regex {source!r}: {exc.msg} at position {exc.pos}") from None
-
-
-def path(node: Node, key_path: str, ctx: Context) -> Path:
-    """A file path; a relative one resolves against the file's directory (as exporter-toolkit does)."""
-    value = text(node, key_path, ctx)
-    if not value.strip():
-        raise Invalid("is an empty path")
-    return ctx.base_dir / value  # an absolute text stays absolute
-
-
-def choice(options: Sequence[str], what: str = "value") -> Reader[str]:
-    """One of ``options`` exactly; anything else is a problem with a "did you mean"."""
-
-    def read_choice(node: Node, path: str, ctx: Context) -> str:
-        value = text(node, path, ctx)
-        if value not in options:
-            raise Invalid(did_you_mean(value, options, f'{what} "{value[:60]}"'))
-        return value
-
-    return read_choice
-
-
-def list_of(item: Reader[_T], *, unique: bool = True) -> Reader[tuple[_T, ...]]:
-    """A list read item by item; with ``unique``, a repeated item is a problem naming the first line."""
-
-    def read_list(node: Node, path: str, ctx: Context) -> tuple[_T, ...]:
-        if not isinstance(node, SequenceNode):
-            raise Invalid(f"expected a list, got {kind(node)}")
-        before = ctx.report.count()
-        items: list[_T] = []
-        first_line: dict[Any, int] = {}
-        for index, child in enumerate(node.value):
-            child_path = f"{path}[{index}]"
-            ok, value = read(item, child, child_path, ctx)
-            if not ok:
-                continue
-            if unique and isinstance(value, str | int):
-                if value in first_line:
-                    ctx.report.problem(
-                        child, child_path, f'duplicate "{value}" (first on line {first_line[value]})'
-                    )
-                    continue
-                first_line[value] = child.start_mark.line + 1
-            items.append(value)  # type: ignore[arg-type]
-        if ctx.report.count() != before:
-            raise Reported
-        return tuple(items)
-
-    return read_list

@@ -23,21 +23,14 @@ from exporter.config.loader import (
     Report,
     Reported,
     Section,
-    boolean,
     compose,
-    duration,
-    format_duration,
-    integer,
     key,
     kind,
-    list_of,
     model,
-    path,
     read,
     read_section,
-    regex,
-    text,
 )
+from exporter.config.values import boolean, duration, format_duration, integer, list_of, path, regex, text
 from exporter.credentials import (
     ENV_SECRET_KEY,
     ENV_SESSION_TOKEN,

@@ -21,19 +21,8 @@ from typing import Any, Final
 
 from yaml.nodes import Node
 
-from exporter.config.loader import (
-    Context,
-    Reader,
-    Reported,
-    Section,
-    boolean,
-    choice,
-    list_of,
-    path,
-    read_section,
-    secret_text,
-    text,
-)
+from exporter.config.loader import Context, Reader, Reported, Section, read_section
+from exporter.config.values import boolean, choice, list_of, path, secret_text, text
 
 __all__ = [
     "CLIENT_AUTH_TYPES",

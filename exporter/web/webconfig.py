@@ -36,20 +36,8 @@ from typing import Any, Final
 
 from yaml.nodes import Node
 
-from exporter.config.loader import (
-    Context,
-    Invalid,
-    Reader,
-    Report,
-    boolean,
-    compose,
-    duration,
-    integer,
-    read,
-    read_dict,
-    read_section,
-    text,
-)
+from exporter.config.loader import Context, Invalid, Reader, Report, compose, read, read_dict, read_section
+from exporter.config.values import boolean, duration, integer, text
 
 from .tls import CLIENT_AUTH_TYPES, TLS_VERSIONS, TLSSettings, read_tls
 
