@@ -47,6 +47,22 @@ class BasicAuth:
     def enabled(self) -> bool:
         return bool(self._users)
 
+    def cached(self, authorization: str | None) -> bool:
+        """True when this header was verified before (no bcrypt); False means "call ``check``".
+
+        Lets an event loop answer a returning scraper inline and send only cache misses,
+        which pay bcrypt, to a worker thread.
+        """
+        credentials = _parse_basic(authorization)
+        if credentials is None or not self._users:
+            return False
+        digest = hmac.new(self._cache_key, _frame(credentials[0]) + credentials[1], hashlib.sha256).digest()
+        with self._cache_lock:
+            if digest in self._cache:
+                self._cache.move_to_end(digest)
+                return True
+        return False
+
     def check(self, authorization: str | None) -> bool:
         """True when the header carries a configured user with the right password."""
         credentials = _parse_basic(authorization)

@@ -5,18 +5,23 @@ region names come from the operator's config and stream counts from the vendor; 
 is HTML-escaped regardless, because the page must never become a script injection point.
 The page is one self-contained document: no external CSS, fonts or scripts, so it works on
 an air-gapped network and under a strict Content-Security-Policy (inline style only).
+
+Every value also passes the caller's ``scrub`` (the secret redactor) before escaping, so a
+secret an upstream reflected into an error code never reaches the page, escaped or not.
+A ``--demo`` run says so in a banner at the top: simulated streams must never be mistaken
+for a real fleet on a shared screen.
 """
 
 from __future__ import annotations
 
 import html
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from exporter.model import RegionStatus
 
-__all__ = ["LandingConfig", "LandingLink", "render_landing"]
+__all__ = ["LandingConfig", "LandingLink", "operator_links", "render_landing"]
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -34,6 +39,26 @@ class LandingConfig:
     description: str = "Prometheus exporter for Tencent Cloud Live master/backup streams"
     version: str = ""
     links: tuple[LandingLink, ...] = ()
+    demo: bool = False  # serving the embedded simulator (--demo): show the banner
+
+
+def operator_links(*, runbook_url: str | None, dashboards_url: str | None) -> tuple[LandingLink, ...]:
+    """The ``--web.runbook-url`` / ``--web.dashboards-url`` links; an unset one is left out.
+
+    Raises:
+        ValueError: not an ``http(s)://`` URL or an absolute path (no ``javascript:`` links).
+    """
+    links = []
+    for url, text, description in (
+        (runbook_url, "Runbook", "what each alert means and what to do"),
+        (dashboards_url, "Dashboards", "Grafana dashboards for this exporter"),
+    ):
+        if not url:
+            continue
+        if not url.startswith(("http://", "https://", "/")) or any(c.isspace() for c in url):
+            raise ValueError(f"{text.lower()} URL must be http(s)://... or an absolute path: {url!r}")
+        links.append(LandingLink(address=url, text=text, description=description))
+    return tuple(links)
 
 
 _STYLE = (
@@ -42,7 +67,16 @@ _STYLE = (
     "main{padding:0 1em}table{border-collapse:collapse}"
     "th,td{border:1px solid #ccc;padding:.25em .6em;text-align:left}"
     ".up{color:#1a7f37}.down{color:#cf222e}.pending{color:#777}"
+    ".demo{background:#fff3cd;border-bottom:2px solid #e0a800;padding:.6em 1em;font-weight:bold}"
 )
+_DEMO_BANNER = (
+    '<div class="demo" role="alert">Demo mode: every stream, region and event on this exporter is '
+    "simulated (--demo, embedded simulator). No Tencent Cloud account is polled.</div>"
+)
+
+
+def _identity(text: str) -> str:
+    return text
 
 
 def render_landing(
@@ -51,6 +85,7 @@ def render_landing(
     telemetry_path: str,
     statuses: Sequence[RegionStatus],
     now: float,
+    scrub: Callable[[str], str] = _identity,
 ) -> bytes:
     """The whole page as UTF-8 bytes.
 
@@ -59,8 +94,12 @@ def render_landing(
         telemetry_path: where metrics really are (``--web.telemetry-path``), so the link works.
         statuses: one row per configured account/region.
         now: Unix seconds, for "how long ago" (passed in so the page is testable).
+        scrub: applied to every value before escaping (the secret redactor).
     """
-    esc = _esc
+
+    def esc(value: object) -> str:
+        return html.escape(scrub(str(value)), quote=True)
+
     links = [
         LandingLink(address=telemetry_path, text="Metrics", description="Prometheus text format"),
         LandingLink(address="/events", text="Events", description="recent switchovers, joins, losses (JSON)"),
@@ -80,16 +119,17 @@ def render_landing(
         '<html lang="en"><head><meta charset="utf-8">'
         '<meta name="viewport" content="width=device-width,initial-scale=1">'
         f"<title>{esc(config.name)}</title><style>{_STYLE}</style></head>"
-        f"<body><header><h1>{esc(config.name)}</h1></header><main>"
+        f"<body><header><h1>{esc(config.name)}</h1></header>"
+        f"{_DEMO_BANNER if config.demo else ''}<main>"
         f"<p>{esc(config.description)}</p>{version}"
         f"<ul>{items}</ul>"
-        f"<h2>Accounts and regions</h2>{_status_table(statuses, now)}"
+        f"<h2>Accounts and regions</h2>{_status_table(statuses, now, esc)}"
         "</main></body></html>\n"
     )
     return page.encode("utf-8")
 
 
-def _status_table(statuses: Sequence[RegionStatus], now: float) -> str:
+def _status_table(statuses: Sequence[RegionStatus], now: float, esc: Callable[[object], str]) -> str:
     if not statuses:
         return "<p>No account or region configured.</p>"
     head = (
@@ -97,12 +137,11 @@ def _status_table(statuses: Sequence[RegionStatus], now: float) -> str:
         "<th>Last error</th><th>Streams</th></tr>"
     )
     ordered = sorted(statuses, key=lambda s: (s.account, s.region))
-    rows = "".join(_status_row(status, now) for status in ordered)
+    rows = "".join(_status_row(status, now, esc) for status in ordered)
     return f"<table><thead>{head}</thead><tbody>{rows}</tbody></table>"
 
 
-def _status_row(status: RegionStatus, now: float) -> str:
-    esc = _esc
+def _status_row(status: RegionStatus, now: float, esc: Callable[[object], str]) -> str:
     if not status.polled:
         state = '<td class="pending">not polled yet</td>'
     elif status.up:
@@ -120,10 +159,6 @@ def _status_row(status: RegionStatus, now: float) -> str:
         f"<tr><td>{esc(status.account)}</td><td>{esc(status.region)}</td>{state}{success}"
         f"<td>{error}</td><td>{status.streams:d}</td></tr>"
     )
-
-
-def _esc(value: object) -> str:
-    return html.escape(str(value), quote=True)
 
 
 def _rfc3339(timestamp: float) -> str:

@@ -1,47 +1,65 @@
-"""The HTTP surface: ``/metrics``, ``/healthz``, ``/readyz``, ``/``, ``/events``; 404 elsewhere.
+"""The HTTP surface: ``/metrics``, ``/healthz``, ``/readyz``, ``/``, ``/events``, ``/-/reload``; else 404.
 
-Why a stdlib threaded server in its own thread rather than an asyncio one: the poll loop may
-be busy for a while (parsing a 20,000-stream reply, diffing, rendering), and a scrape must
-never wait for it (SPEC section 7). Every source this server reads is a cached value behind
-a lock held only for a copy, so a scrape costs a dictionary lookup and a socket write.
+Why an asyncio server on its own event loop thread, rather than the stdlib threaded server
+it replaced: a thread per connection made every idle or trickling client cost a thread and
+its stack, and the stdlib's per-operation socket timeout let a client that sends (or reads)
+one byte every few seconds hold a connection, and a reference to a 100 MB body, forever.
+On one loop, a connection costs a few kilobytes, a deadline is a deadline (the head must
+arrive in full by a fixed time, a response must be written by one), and the connection cap
+is a counter. Measured with ``benchmarks/attack.py`` (figures in the commit that made the
+switch and in the README): idle connections, slow readers and header tricklers no longer
+move ``/healthz`` or a gzip scrape, and RSS under attack stays near its quiet value.
 
-TLS handshakes run in the per-connection thread, not in the accept loop, so one slow or
-hostile client cannot stall everybody else's accept.
+The loop is not the poll loop: it runs in a thread of its own, so a busy poll loop (parsing
+a 20,000-stream reply) never delays a scrape (SPEC section 7). Anything that may take CPU
+time (bcrypt on a cache miss, rendering a page, calling a metrics source, a reload) runs in
+a small thread pool, so one slow request never stalls the accept loop or ``/healthz``.
 
 Auth policy: basic auth (when configured) wraps every route, ``/healthz`` and ``/readyz``
 included, exactly as exporter-toolkit wraps the whole mux. A liveness probe behind auth must
 send credentials (or probe the TCP port); keeping one rule means no route is accidentally
-public.
+public. Every page (not the ``/metrics`` body, whose vendor strings are scrubbed before they
+become labels) goes through ``exporter.redaction.SECRETS`` as its last step.
 """
 
 from __future__ import annotations
 
-import contextlib
+import asyncio
+import dataclasses
 import json
 import socket
-import socketserver
-import ssl
 import threading
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from email.message import Message
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from ipaddress import ip_address
 from types import MappingProxyType
-from typing import Any, NamedTuple, cast
+from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
 import structlog
 
 from exporter.model import RegionStatus
+from exporter.redaction import SECRETS
 
 from .auth import BasicAuth, TokenBucket
+from .connection import Counters, Limits, Response, Stream, serve_connection
+from .http1 import MAX_HEAD_BYTES, Request
 from .landing import LandingConfig, render_landing
+from .listeners import (
+    ListenAddress,
+    bind_listener,
+    open_files_limit,
+    parse_listen_address,
+    raise_open_files_limit,
+)
+from .stats import WebCollector
 from .webconfig import TLSSettings, WebConfig
 
 __all__ = [
     "METRICS_CONTENT_TYPE",
+    "Body",
+    "Limits",
     "ListenAddress",
     "WebServer",
     "WebSources",
@@ -50,67 +68,28 @@ __all__ = [
 ]
 
 METRICS_CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
-_HANDSHAKE_TIMEOUT = 10.0
-_IDLE_TIMEOUT = 60.0  # keep-alive connections and slow readers are dropped after this
+RELOAD_PATH = "/-/reload"
 _REALM = 'Basic realm="tencent-live-exporter"'
+_FD_RESERVE = 256  # descriptors kept for vendor connections, the state file and logs
+_WORKERS = 4
+_NOT_READY = b"not ready: waiting for the first poll of every configured region"
 _log = structlog.get_logger("exporter.web")
+_T = TypeVar("_T")
+
+Body = bytes | Sequence[bytes | memoryview] | Iterable[bytes | memoryview]
+"""What ``WebSources.metrics`` returns: bytes; a sequence of buffers (known length, written
+in order under one ``Content-Length``); or any other iterable of chunks (unknown length,
+sent with ``Transfer-Encoding: chunked``)."""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class WebSources:
     """What the server reads; each callable must be cheap and thread-safe (cached state only)."""
 
-    # Argument: gzip wanted. Returns the (gzipped) body, whole or as parts written in order:
-    # at 100k streams the cached body is ~100 MB (5 MB gzipped), and joining it with the
-    # small health text would copy it once per scrape.
-    metrics: Callable[[bool], Body]
+    metrics: Callable[[bool], Body]  # argument: gzip wanted
     events: Callable[[], list[dict[str, Any]]]
     ready: Callable[[], bool]
     statuses: Callable[[], Sequence[RegionStatus]]
-
-
-Body = bytes | Sequence[bytes | memoryview]
-"""A response body: bytes, or buffers sent one after the other without being joined."""
-
-
-class ListenAddress(NamedTuple):
-    family: socket.AddressFamily
-    host: str
-    port: int
-
-
-def parse_listen_address(text: str) -> ListenAddress:
-    """Prometheus-style ``HOST:PORT``: ``:9877`` is every interface (IPv6 and IPv4 when the
-    host has dual stack), ``[::1]:9877`` an IPv6 literal, a name is resolved once.
-
-    Raises:
-        ValueError: not ``HOST:PORT``, bad port, or a name that does not resolve.
-    """
-    host, sep, port_text = text.rpartition(":")
-    if not sep or not port_text.isdigit() or int(port_text) > 65535:
-        raise ValueError(f"listen address {text!r}: expected HOST:PORT, e.g. :9877 or 127.0.0.1:9877")
-    port = int(port_text)
-    if host.startswith("[") and host.endswith("]"):
-        host = host[1:-1]
-    elif ":" in host:
-        raise ValueError(f"listen address {text!r}: put IPv6 addresses in brackets, e.g. [::1]:9877")
-    if not host:
-        if socket.has_dualstack_ipv6():
-            return ListenAddress(socket.AF_INET6, "::", port)
-        return ListenAddress(socket.AF_INET, "0.0.0.0", port)
-    try:
-        literal = ip_address(host.split("%", 1)[0])
-    except ValueError:
-        literal = None
-    if literal is not None:
-        family = socket.AF_INET6 if literal.version == 6 else socket.AF_INET
-        return ListenAddress(family, host, port)
-    try:
-        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
-    except socket.gaierror as exc:
-        raise ValueError(f"listen address {text!r}: cannot resolve {host!r}: {exc.strerror}") from None
-    family, _, _, _, sockaddr = infos[0]
-    return ListenAddress(family, str(sockaddr[0]), port)
 
 
 def gzip_accepted(accept_encoding: str) -> bool:
@@ -148,21 +127,13 @@ def _qvalue(text: str) -> float:
 
 
 @dataclass(frozen=True, slots=True)
-class _Response:
-    status: int
-    body: Body
-    content_type: str = "text/plain; charset=utf-8"
-    headers: tuple[tuple[str, str], ...] = ()
-
-
-@dataclass(frozen=True, slots=True)
 class _State:
     """Everything a web config controls, swapped as one reference on reload."""
 
     tls: TLSSettings | None
     auth: BasicAuth | None
     limiter: TokenBucket | None
-    headers: Mapping[str, str]
+    headers: MappingProxyType[str, str]
 
     @classmethod
     def of(cls, config: WebConfig) -> _State:
@@ -173,110 +144,160 @@ class _State:
 
 
 class WebServer:
-    """Serves cached exporter state over HTTP(S) from a background thread.
+    """Serves cached exporter state over HTTP(S) from a background event loop thread.
 
     Args:
-        listen: ``--web.listen-address`` (``:9877``, ``127.0.0.1:0``, ``[::1]:9877``).
+        listen: one or more ``--web.listen-address`` values (``:9877``, ``127.0.0.1:0``, ...).
+        inherited_sockets: listening sockets passed in (``--web.systemd-socket``), served too.
         telemetry_path: ``--web.telemetry-path``; wins over a built-in route of the same path.
         sources: the cached state to serve.
-        landing: names and version for ``/``.
+        landing: names, version, links and demo flag for ``/``.
         web_config: TLS, basic auth, extra headers; ``None`` is plain HTTP without auth.
+        reload: ``--web.enable-lifecycle``: called (in a worker thread) for ``POST /-/reload``;
+            returns False or raises (the message is the reason) on failure. ``None``: 403.
         clock: Unix seconds, for the landing page's "how long ago".
+        limits: connection, byte and time bounds; the default suits production.
     """
 
     def __init__(
         self,
-        listen: str,
+        listen: str | Sequence[str] = (),
         *,
+        inherited_sockets: Sequence[socket.socket] = (),
         telemetry_path: str = "/metrics",
         sources: WebSources,
         landing: LandingConfig,
         web_config: WebConfig | None = None,
+        reload: Callable[[], object] | None = None,
         clock: Callable[[], float] = time.time,
+        limits: Limits | None = None,
     ) -> None:
         if not telemetry_path.startswith("/"):
             raise ValueError(f"telemetry path must start with '/': {telemetry_path!r}")
-        self._address = parse_listen_address(listen)
+        listens = (listen,) if isinstance(listen, str) else tuple(listen)
+        self._addresses = [parse_listen_address(text) for text in listens]
+        if not self._addresses and not inherited_sockets:
+            raise ValueError("nothing to listen on: give a listen address or an inherited socket")
+        self._inherited = list(inherited_sockets)
         self._telemetry_path = telemetry_path
         self._sources = sources
         self._landing = landing
+        self._reload = reload
         self._clock = clock
+        self._limits = limits or Limits()
         self._config = web_config or WebConfig()
         self._state = _State.of(self._config)
-        self._routes: dict[str, Callable[[Message], _Response]] = {
+        self.counters = Counters()
+        self._routes: dict[str, Callable[[Request], Response]] = {
             "/": self._landing_page,
             "/healthz": self._healthz,
             "/readyz": self._readyz,
             "/events": self._events,
             telemetry_path: self._metrics,
         }
-        self._httpd: _HTTPServer | None = None
+        self._inline = (self._healthz, self._readyz, _not_found)
+        self._sockets: list[socket.socket] = []
+        self._loop: asyncio.AbstractEventLoop | None = None
         self._thread: threading.Thread | None = None
-        self._connections: set[socket.socket] = set()
-        self._connections_lock = threading.Lock()
+        self._servers: list[asyncio.Server] = []
+        self._tasks: set[asyncio.Task[Any]] = set()
+        self._executor: ThreadPoolExecutor | None = None
+
+    # -- lifecycle ------------------------------------------------------------------------------
 
     @property
     def port(self) -> int:
-        """The bound port (useful with port 0); only valid after ``start()``."""
-        if self._httpd is None:
+        """The first bound port (useful with port 0); only valid after ``start()``."""
+        if not self._sockets:
             raise RuntimeError("WebServer is not started")
-        return int(self._httpd.server_address[1])
+        return int(self._sockets[0].getsockname()[1])
 
     @property
     def url(self) -> str:
-        """Base URL for clients on this host (loopback for wildcard listens)."""
-        host = self._address.host
-        if host in ("", "::", "0.0.0.0"):
-            # A wildcard listen answers on every loopback name; "localhost" is what people type.
-            host = "127.0.0.1" if self._address.family == socket.AF_INET else "localhost"
-        if ":" in host:
-            host = f"[{host}]"
+        """Base URL of the first listener for clients on this host (loopback for wildcards)."""
+        return self.urls[0]
+
+    @property
+    def urls(self) -> list[str]:
+        """Base URL of every listener, in order (listen addresses, then inherited sockets)."""
+        if not self._sockets:
+            raise RuntimeError("WebServer is not started")
         scheme = "https" if self._state.tls is not None else "http"
-        return f"{scheme}://{host}:{self.port}"
+        out = []
+        for sock in self._sockets:
+            host, port = sock.getsockname()[:2]
+            if host in ("", "::", "0.0.0.0"):
+                # A wildcard listen answers on every loopback name; "localhost" is what people type.
+                host = "127.0.0.1" if sock.family == socket.AF_INET else "localhost"
+            out.append(f"{scheme}://[{host}]:{port}" if ":" in host else f"{scheme}://{host}:{port}")
+        return out
+
+    @property
+    def max_connections(self) -> int:
+        """The connection cap in force: the configured one, lowered to fit the open-files limit."""
+        limit = open_files_limit()
+        cap = self._limits.max_connections
+        return cap if limit is None else max(16, min(cap, limit - _FD_RESERVE))
+
+    def collector(self) -> WebCollector:
+        """A prometheus_client collector of this server's connection metrics, for a registry."""
+        return WebCollector(self)
 
     def start(self) -> None:
-        """Bind and serve in a daemon thread.
+        """Raise the open-files limit, bind every address, serve from a daemon thread.
 
         Raises:
-            OSError: the address cannot be bound (in use, no permission, no such interface).
+            OSError: an address cannot be bound (in use, no permission, no such interface).
         """
-        if self._httpd is not None:
+        if self._loop is not None:
             raise RuntimeError("WebServer already started")
-        self._httpd = _HTTPServer(self._address, self)
-        self._thread = threading.Thread(
-            target=self._httpd.serve_forever, kwargs={"poll_interval": 0.2}, name="web-server", daemon=True
-        )
+        raised = raise_open_files_limit()
+        if raised is not None:
+            _log.info("open_files_limit_raised", old=raised[0], new=raised[1])
+        sockets: list[socket.socket] = []
+        try:
+            for address in self._addresses:
+                sockets.append(bind_listener(address))
+        except BaseException:
+            for sock in sockets:
+                sock.close()
+            raise
+        self._sockets = sockets + self._inherited
+        self._limits = dataclasses.replace(self._limits, max_connections=self.max_connections)
+        self._executor = ThreadPoolExecutor(max_workers=_WORKERS, thread_name_prefix="web-worker")
+        loop = self._loop = asyncio.new_event_loop()
+        self._thread = threading.Thread(target=loop.run_forever, name="web-server", daemon=True)
         self._thread.start()
+        asyncio.run_coroutine_threadsafe(self._listen(), loop).result()
         for note in self._config.notes:
             _log.warning("web_config_note", note=note)
-        _log.info(
-            "listening",
-            address=f"{self._address.host}:{self.port}",
-            tls=self._state.tls is not None,
-            basic_auth=self._state.auth is not None,
-            telemetry_path=self._telemetry_path,
-        )
+        for url in self.urls:
+            _log.info(
+                "listening",
+                address=url.partition("://")[2],
+                tls=self._state.tls is not None,
+                basic_auth=self._state.auth is not None,
+                telemetry_path=self._telemetry_path,
+                max_connections=self._limits.max_connections,
+            )
 
     def stop(self) -> None:
-        """Stop accepting, close open (keep-alive) connections, release the port."""
-        httpd, self._httpd = self._httpd, None
-        if httpd is None:
+        """Stop accepting, close open (keep-alive) connections, release the ports."""
+        loop, self._loop = self._loop, None
+        if loop is None:
             return
-        # shutdown() waits for serve_forever's next poll; shutting the listening socket down
-        # wakes its select() at once (Linux), so stopping takes milliseconds, not a poll period.
-        waiter = threading.Thread(target=httpd.shutdown, name="web-server-stop", daemon=True)
-        waiter.start()
-        with contextlib.suppress(OSError):
-            httpd.socket.shutdown(socket.SHUT_RDWR)
-        waiter.join()
-        httpd.server_close()
-        with self._connections_lock:
-            open_connections = list(self._connections)
-        for conn in open_connections:
-            with contextlib.suppress(OSError):  # already gone
-                conn.shutdown(socket.SHUT_RDWR)
-        if self._thread is not None:
-            self._thread.join(timeout=5)
+        try:
+            asyncio.run_coroutine_threadsafe(self._shutdown(), loop).result(timeout=10)
+        finally:
+            loop.call_soon_threadsafe(loop.stop)
+            if self._thread is not None:
+                self._thread.join(timeout=5)
+            if not loop.is_running():
+                loop.close()
+            if self._executor is not None:
+                self._executor.shutdown(wait=False, cancel_futures=True)
+            for sock in self._sockets:
+                sock.close()
 
     def reload_web_config(self, config: WebConfig) -> None:
         """Swap TLS context, users, headers and rate limit at once (e.g. on SIGHUP).
@@ -291,81 +312,154 @@ class WebServer:
             _log.warning("web_config_note", note=note)
         _log.info("web_config_reloaded", tls=config.tls is not None, basic_auth=bool(config.users))
 
-    # -- connection plumbing (called from the HTTP server's threads) --------------------------
+    async def _listen(self) -> None:
+        for sock in self._sockets:
+            server = await asyncio.start_server(self._on_connection, sock=sock, limit=MAX_HEAD_BYTES)
+            self._servers.append(server)
 
-    def _serve_connection(self, raw: socket.socket, client: Any, httpd: _HTTPServer) -> None:
-        tls = self._state.tls
-        conn = raw
-        if tls is not None:
-            wrapped = _handshake(raw, tls, client)
-            if wrapped is None:
-                return
-            conn = wrapped
-        self._track(conn, add=True)
+    async def _shutdown(self) -> None:
+        for server in self._servers:
+            server.close()
+        tasks = list(self._tasks)
+        for task in tasks:
+            task.cancel()
+        if tasks:
+            await asyncio.wait(tasks, timeout=5)
+        for server in self._servers:
+            await server.wait_closed()
+
+    async def _on_connection(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        task = asyncio.current_task()
+        if task is not None:
+            self._tasks.add(task)
         try:
-            _Handler(conn, client, httpd)
+            await serve_connection(
+                reader,
+                writer,
+                handler=self._respond,
+                tls=self._state.tls,
+                limits=self._limits,
+                counters=self.counters,
+                common_headers=lambda: self._state.headers,
+            )
+        except asyncio.CancelledError:
+            writer.transport.abort()
         finally:
-            self._track(conn, add=False)
-            if conn is not raw:
-                conn.close()
+            if task is not None:
+                self._tasks.discard(task)
 
-    def _track(self, conn: socket.socket, *, add: bool) -> None:
-        with self._connections_lock:
-            if add:
-                self._connections.add(conn)
-            else:
-                self._connections.discard(conn)
+    # -- requests -------------------------------------------------------------------------------
 
-    # -- routes ---------------------------------------------------------------------------------
+    async def _respond(self, request: Request) -> Response:
+        """Rate limit, then auth, then method, then route: auth wraps everything."""
+        refused = await self._gate(request)
+        if refused is not None:
+            return refused
+        path = _request_path(request.target)
+        if path == RELOAD_PATH and path != self._telemetry_path:
+            return await self._lifecycle_reload(request)
+        if request.method not in ("GET", "HEAD"):
+            allow = (("Allow", "GET, HEAD"),)
+            return Response(status=405, body=b"method not allowed\n", headers=allow, close=True)
+        route = self._routes.get(path, _not_found)
+        try:
+            if route in self._inline:  # no worker: a pool busy with bcrypt misses must not delay probes
+                return route(request)
+            return await self._in_worker(route, request)
+        except Exception:
+            # Full detail goes to the (redacting) log; the client learns nothing it could misuse.
+            _log.error("web_handler_failed", path=path, exc_info=True)
+            return Response(status=500, body=b"internal server error\n")
 
-    def _metrics(self, headers: Message) -> _Response:
-        wanted = gzip_accepted(headers.get("Accept-Encoding", ""))
-        body = self._sources.metrics(wanted)
+    async def _gate(self, request: Request) -> Response | None:
+        """The rate limit and basic auth verdict, or None to go on."""
+        state = self._state
+        if state.limiter is not None and not state.limiter.allow():
+            return Response(status=429, body=b"too many requests\n")
+        if state.auth is not None and not await self._authorized(state.auth, request):
+            return Response(status=401, body=b"Unauthorized\n", headers=(("WWW-Authenticate", _REALM),))
+        return None
+
+    async def _authorized(self, auth: BasicAuth, request: Request) -> bool:
+        header = request.header("authorization") or None
+        if auth.cached(header):
+            return True
+        return await self._in_worker(lambda _: auth.check(header), request)
+
+    async def _in_worker(self, fn: Callable[[Request], _T], request: Request) -> _T:
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self._executor, fn, request)
+
+    async def _lifecycle_reload(self, request: Request) -> Response:
+        """Prometheus' ``/-/reload``: POST or PUT; 403 unless ``--web.enable-lifecycle``."""
+        if request.method not in ("POST", "PUT"):
+            return Response(status=405, body=b"This endpoint requires a POST request.\n",
+                            headers=(("Allow", "POST, PUT"),))  # fmt: skip
+        reload = self._reload
+        if reload is None:
+            return Response(status=403, body=b"Lifecycle API is not enabled.\n")
+        try:
+            result = await self._in_worker(lambda _: reload(), request)
+        except Exception as exc:  # the reason is the operator's to read: config file and line
+            _log.error("web_reload_failed", reason=_scrub(str(exc)))
+            return Response(status=500, body=_page(f"failed to reload config: {exc}\n"))
+        if result is False:
+            return Response(status=500, body=b"failed to reload config: see the exporter log\n")
+        return Response(status=200, body=b"")
+
+    def _healthz(self, request: Request) -> Response:
+        return Response(status=200, body=b"OK")
+
+    def _readyz(self, request: Request) -> Response:
+        if self._sources.ready():
+            return Response(status=200, body=b"OK")
+        return Response(status=503, body=_NOT_READY)
+
+    def _metrics(self, request: Request) -> Response:
+        wanted = gzip_accepted(request.header("accept-encoding"))
+        body = _as_body(self._sources.metrics(wanted))
         extra = [("Vary", "Accept-Encoding")]
         if wanted:
             extra.append(("Content-Encoding", "gzip"))
-        return _Response(200, body, METRICS_CONTENT_TYPE, tuple(extra))
+        return Response(status=200, body=body, content_type=METRICS_CONTENT_TYPE, headers=tuple(extra))
 
-    def _healthz(self, headers: Message) -> _Response:
-        return _Response(200, b"OK")
+    def _events(self, request: Request) -> Response:
+        text = json.dumps({"events": self._sources.events()}, ensure_ascii=False, default=str)
+        return Response(status=200, body=_page(text), content_type="application/json")
 
-    def _readyz(self, headers: Message) -> _Response:
-        if self._sources.ready():
-            return _Response(200, b"OK")
-        return _Response(503, b"not ready: waiting for the first poll of every configured region")
-
-    def _events(self, headers: Message) -> _Response:
-        body = json.dumps({"events": self._sources.events()}, ensure_ascii=False, default=str)
-        return _Response(200, body.encode("utf-8"), "application/json")
-
-    def _landing_page(self, headers: Message) -> _Response:
+    def _landing_page(self, request: Request) -> Response:
         page = render_landing(
             self._landing,
             telemetry_path=self._telemetry_path,
             statuses=self._sources.statuses(),
             now=self._clock(),
+            scrub=_scrub,
         )
-        return _Response(200, page, "text/html; charset=utf-8")
+        return Response(status=200, body=_page(page.decode("utf-8")), content_type="text/html; charset=utf-8")
 
-    def _respond(self, handler: _Handler, *, allowed: bool) -> _Response:
-        """Rate limit, then auth, then method, then route: auth wraps everything."""
-        state = self._state
-        if state.limiter is not None and not state.limiter.allow():
-            return _Response(429, b"too many requests\n")
-        if state.auth is not None and not state.auth.check(handler.headers.get("Authorization")):
-            return _Response(401, b"Unauthorized\n", headers=(("WWW-Authenticate", _REALM),))
-        if not allowed:
-            return _Response(405, b"method not allowed\n", headers=(("Allow", "GET, HEAD"),))
-        path = _request_path(handler.path)
-        route = self._routes.get(path)
-        if route is None:
-            return _Response(404, b"404 page not found\n")
-        try:
-            return route(handler.headers)
-        except Exception:
-            # Full detail goes to the (redacting) log; the client learns nothing it could misuse.
-            _log.error("web_handler_failed", path=path, exc_info=True)
-            return _Response(500, b"internal server error\n")
+
+def _not_found(request: Request) -> Response:
+    return Response(status=404, body=b"404 page not found\n")
+
+
+def _scrub(text: str) -> str:
+    return SECRETS.scrub_text(text)
+
+
+def _page(text: str) -> bytes:
+    """Any page text, scrubbed of every known secret as the very last step."""
+    return SECRETS.scrub_text(text).encode("utf-8")
+
+
+def _as_body(body: Body) -> bytes | Sequence[bytes | memoryview] | Stream:
+    """Known-length bodies pass through; any other iterable becomes a ``Stream`` whose first
+    chunk is produced here, in the worker thread, so a failing source is still a clean 500."""
+    if isinstance(body, bytes | bytearray | memoryview):
+        return bytes(body) if isinstance(body, bytearray) else body
+    if isinstance(body, Sequence):
+        return body
+    iterator = iter(body)
+    return Stream(next(iterator, None), iterator)
 
 
 def _request_path(target: str) -> str:
@@ -376,133 +470,3 @@ def _request_path(target: str) -> str:
     if target.startswith(("http://", "https://")):
         return urlsplit(target).path or "/"
     return target.partition("?")[0].partition("#")[0]
-
-
-class _HTTPServer(ThreadingHTTPServer):
-    daemon_threads = True
-    block_on_close = False  # stop() closes keep-alive connections itself
-    request_queue_size = 128  # listen backlog; the stdlib default of 5 drops bursts of scrapers
-
-    def __init__(self, address: ListenAddress, app: WebServer) -> None:
-        self.address_family = address.family
-        self.app = app
-        super().__init__((address.host, address.port), _Handler, bind_and_activate=False)
-        try:
-            self.server_bind()
-            self.server_activate()
-        except BaseException:
-            self.server_close()
-            raise
-
-    def server_bind(self) -> None:
-        if self.address_family == socket.AF_INET6 and self.server_address[0] == "::":
-            # ":9877" means every interface, IPv4 included, as in Go.
-            self.socket.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 0)
-        # Skip HTTPServer.server_bind: its getfqdn() can block on a DNS lookup.
-        socketserver.TCPServer.server_bind(self)
-        host, port = self.server_address[:2]
-        self.server_name, self.server_port = str(host), int(port)
-
-    def finish_request(self, request: Any, client_address: Any) -> None:
-        self.app._serve_connection(request, client_address, self)
-
-    def handle_error(self, request: Any, client_address: Any) -> None:
-        # socketserver prints tracebacks to stderr; a client hanging up is not news.
-        _log.debug("web_connection_error", client=str(client_address), exc_info=True)
-
-
-def _handshake(raw: socket.socket, tls: TLSSettings, client: Any) -> ssl.SSLSocket | None:
-    raw.settimeout(_HANDSHAKE_TIMEOUT)
-    try:
-        conn = tls.context.wrap_socket(raw, server_side=True, do_handshake_on_connect=False)
-    except (OSError, ssl.SSLError) as exc:
-        _log.debug("tls_handshake_failed", client=str(client), reason=str(exc))
-        raw.close()
-        return None
-    try:
-        conn.do_handshake()
-        if tls.client_allowed_sans is not None and not _san_allowed(conn, tls.client_allowed_sans):
-            _log.debug("tls_client_san_rejected", client=str(client))
-            conn.close()
-            return None
-    except (OSError, ssl.SSLError) as exc:
-        _log.debug("tls_handshake_failed", client=str(client), reason=str(exc))
-        conn.close()
-        return None
-    return conn
-
-
-def _san_allowed(conn: ssl.SSLSocket, allowed: frozenset[str]) -> bool:
-    """exporter-toolkit ``VerifyPeerCertificate``: any DNS, IP, e-mail or URI SAN in the list."""
-    cert = conn.getpeercert() or {}
-    entries = cast(tuple[tuple[str, str], ...], cert.get("subjectAltName", ()))
-    for kind, value in entries:
-        text = value.strip()
-        if kind == "IP Address":
-            try:
-                text = str(ip_address(text))
-            except ValueError:
-                continue
-        if text in allowed:
-            return True
-    return False
-
-
-class _Handler(BaseHTTPRequestHandler):
-    protocol_version = "HTTP/1.1"  # keep-alive: Prometheus reuses connections (and TLS sessions)
-    server_version = "tencent-live-exporter"
-    sys_version = ""
-    timeout = _IDLE_TIMEOUT
-    _method = "GET"  # the request's real method; ``command`` is rewritten for non-GET/HEAD
-
-    def parse_request(self) -> bool:
-        """Funnels every method but GET and HEAD into one 405 path (after auth, as in Go)."""
-        if not super().parse_request():
-            return False
-        self._method = self.command
-        if self.command not in ("GET", "HEAD"):
-            self.command = "OTHER"
-        return True
-
-    def do_GET(self) -> None:
-        self._reply(allowed=True)
-
-    def do_HEAD(self) -> None:
-        self._reply(allowed=True)
-
-    def do_OTHER(self) -> None:
-        self._reply(allowed=False)
-
-    def _reply(self, *, allowed: bool) -> None:
-        app = cast(_HTTPServer, self.server).app
-        if (
-            self.headers.get("Content-Length", "0").strip() not in ("", "0")
-            or "Transfer-Encoding" in self.headers
-        ):
-            # We never read request bodies; closing keeps the next request on this connection sane.
-            self.close_connection = True
-        response = app._respond(self, allowed=allowed)
-        self.send_response(response.status)
-        for name, value in app._state.headers.items():
-            self.send_header(name, value)
-        self.send_header("Content-Type", response.content_type)
-        parts = (response.body,) if isinstance(response.body, bytes) else response.body
-        self.send_header("Content-Length", str(sum(len(part) for part in parts)))
-        for name, value in response.headers:
-            self.send_header(name, value)
-        if not allowed:
-            self.send_header("Connection", "close")
-            self.close_connection = True
-        self.end_headers()
-        if self._method != "HEAD":
-            for part in parts:
-                self.wfile.write(part)
-
-    def version_string(self) -> str:
-        return self.server_version
-
-    def log_request(self, code: int | str = "-", size: int | str = "-") -> None:
-        _log.debug("http_request", client=self.address_string(), request=self.requestline, code=str(code))
-
-    def log_error(self, format: str, *args: Any) -> None:
-        _log.debug("http_error", client=self.address_string(), message=format % args)
