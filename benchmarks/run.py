@@ -104,7 +104,7 @@ def _naive_populate(stream_metrics: list[Any], region_metrics: list[Any], snap: 
     scope = (snap.account, snap.region)
     redundant = without = publishers = 0
     for stream in snap.streams.values():
-        facts = StreamFacts(stream=stream, online=True, switchovers=0, joins=0, losses=0)
+        facts = StreamFacts(stream=stream, online=True, expected=False, switchovers=0, joins=0, losses=0)
         for spec, metric in zip(STREAM_FAMILIES, stream_metrics, strict=True):
             for values, value in spec.samples(facts):
                 child = metric.labels(*scope, stream.name, *values)
@@ -187,16 +187,22 @@ def worker_ours(args: argparse.Namespace) -> dict[str, Any]:
         health.poll_succeeded(snap.key, snap.taken_at, len(snap.streams))
     parts = metrics_source(store, health)
 
-    def source(gzipped: bool) -> bytes:
-        # What a client receives; the server writes the parts without joining them.
+    def source(gzipped: bool) -> int:
+        # What the server does with a body, minus the socket: walk every buffer or chunk
+        # (plain: inflated on the way, never joined).
+        return sum(len(chunk) for chunk in parts(gzipped))
+
+    def received(gzipped: bool) -> bytes:
         return b"".join(parts(gzipped))
 
-    cold_plain, body = timed(lambda: source(False))
-    cold_gzip, packed = timed(lambda: source(True))
-    cached = [timed(store.render)[0] for _ in range(args.ours_reps)]
-    plain = [timed(lambda: source(False))[0] for _ in range(args.ours_reps)]
+    cold_plain, _ = timed(lambda: source(False))
+    cold_gzip, _ = timed(lambda: source(True))
+    cached = [timed(store.exposition)[0] for _ in range(args.ours_reps)]
+    plain = [timed(lambda: source(False))[0] for _ in range(max(5, args.ours_reps // 10))]
     gz = [timed(lambda: source(True))[0] for _ in range(args.ours_reps)]
-    assert gzip.decompress(packed)[: len(store.render())] == store.render()
+    text = store.render()  # (health's snapshot ages move between calls: compare the store's part)
+    assert gzip.decompress(received(True))[: len(text)] == received(False)[: len(text)] == text
+    del text
 
     # Steady state: one region's poll lands (churned snapshot), then a scrape comes.
     apply_s, after_plain, after_gzip, prepare_s, after_prepared = [], [], [], [], []
@@ -224,13 +230,13 @@ def worker_ours(args: argparse.Namespace) -> dict[str, Any]:
             prepare_s.append(timed(store.prepare)[0])
             after_prepared.append(timed(lambda: source(True))[0])
     fleet.snapshots = current
-    body = source(False)
-    packed = source(True)
     if args.dump:
-        Path(args.dump).write_bytes(body)
-    body_bytes, gzip_bytes = len(body), len(packed)
-    del body, packed  # a served body is transient; what stays is the store's cached one
-    memory = rss_mb()
+        with open(args.dump, "wb") as dump:
+            for chunk in parts(False):
+                dump.write(chunk)
+    body_bytes, gzip_bytes = source(False), source(True)
+    gc.collect()
+    memory = rss_mb()  # what stays: fleet data, diff state, the store (compressed) and the process
     return {
         "populate_s": populate_s,
         "scrape_plain_cold_s": cold_plain,
@@ -376,7 +382,8 @@ def _row(label: str, naive: str, ours: str, note: str = "") -> str:
 def print_table(results: dict[str, Any]) -> None:
     naive, ours, pipe = results["naive"], results["ours"], results["pipeline"]
     total = results["regions"] * results["streams_per_region"]
-    ratio = ours["scrape_plain_p50_s"] / naive["scrape_plain_p50_s"]
+    plain_ratio = ours["scrape_plain_p50_s"] / naive["scrape_plain_p50_s"]
+    gzip_ratio = ours["scrape_gzip_p50_s"] / naive["scrape_gzip_p50_s"]
     passed = "PASS" if results["targets"]["scrape_ratio_ok"] else "FAIL"
     print(f"\n{results['regions']} regions x {results['streams_per_region']:,} streams = {total:,} streams")
     print(_row("", "naive", "ours", "ours/naive"))
@@ -387,7 +394,7 @@ def print_table(results: dict[str, Any]) -> None:
     ]
     for label, a, b in rows:
         print(_row(label, _ms(a), _ms(b), f"{b / a:.4%}"))
-    print(_row("  of which store.render() (cached)", "", _ms(ours["store_render_cached_p50_s"])))
+    print(_row("  of which store.exposition()", "", _ms(ours["store_render_cached_p50_s"])))
     print(_row("scrape plain, first after a poll", "", _ms(ours["scrape_plain_after_poll_p50_s"]),
                f"{ours['scrape_plain_after_poll_p50_s'] / naive['scrape_plain_p50_s']:.2%} (p50; cold "
                f"{_ms(ours['scrape_plain_cold_s'])})"))  # fmt: skip
@@ -426,8 +433,8 @@ def print_table(results: dict[str, Any]) -> None:
     if check.get("output"):
         print("  " + check["output"].replace("\n", "\n  "))
     targets = results["targets"]
-    print(f"targets: /metrics p50 <= 1% of naive: {passed} ({ratio:.4%}); "
-          f"RSS <= 300 MB: {targets['rss_ok']}")  # fmt: skip
+    print(f"targets: /metrics gzip p50 <= 1% and plain p50 <= 2% of naive: {passed} (gzip {gzip_ratio:.4%}, "
+          f"plain {plain_ratio:.2%}); RSS <= 200 MB: {targets['rss_ok']}")  # fmt: skip
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -469,11 +476,9 @@ def main(argv: list[str] | None = None) -> int:
         }
     full_size = args.regions * args.streams_per_region >= 100_000
     results["targets"] = {
-        "scrape_ratio_ok": all(
-            results["ours"][k] <= 0.01 * results["naive"][k]
-            for k in ("scrape_plain_p50_s", "scrape_gzip_p50_s")
-        ),
-        "rss_ok": (results["ours"]["memory"]["rss_mb"] <= 300) if full_size else "n/a below 100k streams",
+        "scrape_ratio_ok": results["ours"]["scrape_gzip_p50_s"] <= 0.01 * results["naive"]["scrape_gzip_p50_s"]
+        and results["ours"]["scrape_plain_p50_s"] <= 0.02 * results["naive"]["scrape_plain_p50_s"],
+        "rss_ok": (results["ours"]["memory"]["rss_mb"] <= 200) if full_size else "n/a below 100k streams",
         "processing_ratio_ok": results["pipeline"].get("ratio_p50", 0.0) <= 1.5,
     }
     results["wall_s"] = time.time() - started

@@ -1,43 +1,103 @@
-"""Where a region's exposition text lives: streams' rendered lines and the body spans they occupy.
+"""One region's share of ``/metrics``: its streams, counters, aggregates and compressed blocks.
 
-The store's memory model (see :mod:`exporter.metrics.store`): a stream's freshly rendered
-lines wait in :class:`Entry` until the next body build copies them into the body; after that
-they exist only there, located by the entry's slot and the region's per-family line lengths.
-:meth:`RegionBlocks.parts` then describes a region's block of the next body as slices of the
-current body plus the few new lines, so a rebuild costs Python work per changed stream only.
+:class:`RegionBlocks` owns every invariant of one (account, region); the store calls only its
+methods, under the store's lock, and assembles the regions' blocks into a generation.
+
+Layout: the body is grouped by family (HELP/TYPE once, then every region's block of that
+family). A region's block of a region family is its own line(s); its block of a stream family
+is its entries' lines in slot order.
+
+Memory: text lives only deflated. Each block is one piece (:func:`deflate_block`) with its
+CRC-32 and length. A re-rendered stream's lines wait in :attr:`Entry.lines` until the next
+:meth:`RegionBlocks.build`, which inflates the old block, copies the unchanged runs of lines
+by slice (found through per-family line lengths, 4 bytes per stream and family), inserts the
+new lines and deflates the result. No plain text outlives a build: a quiet region costs its
+compressed blocks, and a poll costs work proportional to its region, not to the whole store.
 """
 
 from __future__ import annotations
 
 import zlib
 from array import array
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
+from dataclasses import dataclass
 from itertools import accumulate
-from typing import Any
+from typing import Any, NamedTuple, Protocol
 
 from exporter.metrics.exposition import deflate_block, escape_label_value, header, label_pairs, sample_line
 from exporter.metrics.families import REGION_FAMILIES, STREAM_FAMILIES, FamilySpec, RegionFacts, StreamFacts
-from exporter.model import RegionKey, Stream
+from exporter.model import Event, EventKind, RegionKey, Snapshot, Stream, SwitchoverReason
 
 __all__ = [
-    "HEADERS",
-    "HEADERS_DEFLATED",
+    "HEADER_BLOCKS",
+    "NO_EXPECTED",
     "REGION_COUNTERS",
     "SPECS",
-    "STREAM_COUNTERS",
+    "Block",
     "Entry",
+    "ExpectedStreams",
     "RegionBlocks",
-    "render_families",
+    "Rules",
 ]
+
+
+class ExpectedStreams(Protocol):
+    """``streams.expected`` as the store reads it (the config's type satisfies it structurally)."""
+
+    @property
+    def names(self) -> frozenset[str]: ...
+
+    def matches(self, name: str) -> bool: ...
+
+    def __bool__(self) -> bool: ...
+
+
+class _NoExpected:
+    names: frozenset[str] = frozenset()
+
+    def matches(self, name: str) -> bool:
+        return False
+
+    def __bool__(self) -> bool:
+        return False
+
+
+#: No expected streams (the default).
+NO_EXPECTED: ExpectedStreams = _NoExpected()
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Rules:
+    """The store's settings, handed to every region operation that depends on them."""
+
+    per_stream: bool
+    cap: int
+    retention: float
+    expected: ExpectedStreams
+
+    def expects(self, name: str) -> bool:
+        return bool(self.expected) and (name in self.expected.names or self.expected.matches(name))
+
+
+class Block(NamedTuple):
+    """One deflated block: the piece, the CRC-32 and the length of its text."""
+
+    piece: bytes
+    crc: int
+    size: int
+
+
+def _block(text: bytes) -> Block:
+    return Block(deflate_block(text), zlib.crc32(text), len(text))
+
 
 _R = len(REGION_FAMILIES)
 #: Body order: region families, then per-stream families.
 SPECS: tuple[FamilySpec[Any], ...] = (*REGION_FAMILIES, *STREAM_FAMILIES)
-HEADERS: tuple[bytes, ...] = tuple(header(s.name, s.help, s.type) for s in SPECS)
-#: Each family header deflated once, with its CRC-32.
-HEADERS_DEFLATED: tuple[tuple[bytes, int], ...] = tuple((deflate_block(h), zlib.crc32(h)) for h in HEADERS)
-_NO_LINES: tuple[bytes, ...] = ()
-STREAM_COUNTERS = 3  # switchovers, joins, losses
+#: Each family's HELP/TYPE header as a block, deflated once.
+HEADER_BLOCKS: tuple[Block, ...] = tuple(_block(header(s.name, s.help, s.type)) for s in SPECS)
+_NO_BLOCK = Block(b"", 0, 0)
+_STREAM_COUNTERS = 3  # switchovers, joins, losses
 #: Region counters by name; "failover"/"handover" are region_switchovers_total{reason}.
 REGION_COUNTERS = (
     "failover",
@@ -47,9 +107,17 @@ REGION_COUNTERS = (
     "stream_starts",
     "stream_drops",
 )
+_EVENT_COUNTER = {
+    EventKind.PUBLISHER_JOIN: "publisher_joins",
+    EventKind.PUBLISHER_LOSS: "publisher_losses",
+    EventKind.STREAM_START: "stream_starts",
+    EventKind.STREAM_DROP: "stream_drops",
+}
+# streams, redundant, without_master, publishers, unexported
+_Counts = tuple[int, int, int, int, int]
 
 
-def render_families(specs: Sequence[FamilySpec[Any]], facts: object, scope: str) -> tuple[bytes, ...]:
+def _render_families(specs: Sequence[FamilySpec[Any]], facts: object, scope: str) -> tuple[bytes, ...]:
     """One chunk per family: every sample line of ``facts`` in that family."""
     chunks = []
     for spec in specs:
@@ -62,152 +130,376 @@ def render_families(specs: Sequence[FamilySpec[Any]], facts: object, scope: str)
 
 
 class Entry:
-    """One exported stream: last seen version, counters, and where its lines are.
+    """One stream with series: last seen version (``None``: expected, never seen), counters.
 
-    ``lines`` holds freshly rendered lines until the next body build copies them into the body;
-    from then on the lines live only there, found by ``slot`` (position in the region's block
-    order) and the region's per-family line lengths. Keeping them twice would cost as much
-    memory as the body itself.
+    ``lines`` holds freshly rendered lines until the next build splices them into the blocks;
+    from then on they live only there, found by ``slot`` (position in the block order).
     """
 
-    __slots__ = ("dropped_at", "joins", "lines", "losses", "slot", "stream", "switchovers")
+    __slots__ = (
+        "dropped_at",
+        "expected",
+        "joins",
+        "lines",
+        "losses",
+        "name",
+        "slot",
+        "stream",
+        "switchovers",
+    )
 
-    def __init__(self, stream: Stream, counters: Sequence[int], slot: int) -> None:
+    def __init__(self, name: str, stream: Stream | None, counters: Sequence[int], slot: int, expected: bool):
+        self.name = name
         self.stream = stream
         self.switchovers, self.joins, self.losses = counters
         self.dropped_at: float | None = None
         self.lines: tuple[bytes, ...] | None = None
         self.slot = slot
+        self.expected = expected
 
 
 class RegionBlocks:
-    """Everything the store holds for one (account, region)."""
+    """Everything the store holds for one (account, region), and its part of the body."""
 
     __slots__ = (
-        "built",
-        "counters",
-        "deflated",
-        "dirty",
-        "dropped",
-        "entries",
-        "facts",
-        "lengths",
-        "lines",
-        "order",
-        "pending",
-        "removed",
-        "restored_streams",
-        "scope",
-        "spans",
+        "_blocks",
+        "_built",
+        "_counters",
+        "_counts",
+        "_dirty",
+        "_dropped",
+        "_entries",
+        "_exported",
+        "_lengths",
+        "_order",
+        "_pending",
+        "_region_lines",
+        "_region_stale",
+        "_removed",
+        "_restored",
+        "_scope",
+        "_verdicts",
     )
 
     def __init__(
-        self, key: RegionKey, counters: Mapping[str, int], restored_streams: dict[str, list[int]]
+        self, key: RegionKey, counters: Mapping[str, int], restored: dict[str, list[int]], rules: Rules
     ) -> None:
-        self.scope = f'account="{escape_label_value(key.account)}",region="{escape_label_value(key.region)}"'
-        self.entries: dict[str, Entry] = {}
-        self.dropped: dict[str, float] = {}  # name -> taken_at of the confirming snapshot
-        self.counters: dict[str, int] = {name: int(counters.get(name, 0)) for name in REGION_COUNTERS}
-        self.restored_streams = restored_streams
-        self.facts: RegionFacts | None = None
-        self.lines: tuple[bytes, ...] = _NO_LINES  # the region families' own lines
-        self.dirty = True
-        # Block layout as of the last body build: entries in block order, and per stream
-        # family the byte length of each entry's line(s) there.
-        self.order: list[Entry] = []
-        self.built = 0
-        self.lengths: list[array[int]] = [array("I") for _ in STREAM_FAMILIES]
-        self.pending: set[int] = set()  # slots rendered since the last build (new ones included)
-        self.removed: set[int] = set()  # slots expired since the last build
-        # Where each family's block sits in the store's current body; None until first built.
-        self.spans: list[tuple[int, int]] | None = None
-        # Per family: this region's block deflated, and its CRC-32; None when it changed.
-        self.deflated: list[tuple[bytes, int] | None] = [None] * len(SPECS)
+        self._scope = f'account="{escape_label_value(key.account)}",region="{escape_label_value(key.region)}"'
+        self._entries: dict[str, Entry] = {}
+        self._dropped: dict[str, float] = {}  # name -> taken_at of the confirming snapshot
+        self._counters = {name: int(counters.get(name, 0)) for name in REGION_COUNTERS}
+        self._restored = restored  # stream counters of a previous run, until the stream shows
+        self._counts: _Counts | None = None  # aggregates of the last snapshot; None before it
+        self._region_lines: tuple[bytes, ...] = ()  # the region families' rendered text
+        self._region_stale = False  # _region_lines not yet in the blocks
+        self._exported = 0  # entries that are not expected: what max_per_region limits
+        self._verdicts: dict[str, bool] = {}  # expected? for streams left without an entry
+        # Block layout as of the last build: entries in block order, and per stream family the
+        # byte length of each entry's line(s) there.
+        self._order: list[Entry] = []
+        self._built = 0
+        self._lengths = [array("I") for _ in STREAM_FAMILIES]
+        self._pending: set[int] = set()  # slots rendered since the last build (new ones included)
+        self._removed: set[int] = set()  # slots removed since the last build
+        self._blocks: list[Block] = [_NO_BLOCK] * len(SPECS)
+        self._dirty = False
+        self.expect(rules)
 
-    def add(self, name: str, stream: Stream) -> Entry:
-        counters = self.restored_streams.pop(name, None)
-        entry = Entry(stream, counters if counters is not None else (0,) * STREAM_COUNTERS, len(self.order))
-        self.order.append(entry)
-        self.entries[name] = entry
+    # -- what the store reads -------------------------------------------------------------------
+
+    @property
+    def unexported(self) -> int:
+        return self._counts[4] if self._counts is not None else 0
+
+    def block(self, family: int) -> Block:
+        """This region's block of ``family`` (index into :data:`SPECS`) as of the last build."""
+        return self._blocks[family]
+
+    def export(self, key: RegionKey) -> dict[str, Any]:
+        """Counters for the state file; streams only when a counter is non-zero."""
+        streams = {
+            name: [e.switchovers, e.joins, e.losses]
+            for name, e in self._entries.items()
+            if e.stream is not None and (e.switchovers or e.joins or e.losses)
+        }
+        return {"account": key.account, "region": key.region, **self._counters, "streams": streams}
+
+    # -- changes (each returns True when the region's text changed) -------------------------------
+
+    def apply(
+        self,
+        snapshot: Snapshot,
+        changed: Collection[str],
+        dropped: Collection[str],
+        events: Sequence[Event],
+        rules: Rules,
+    ) -> bool:
+        """One successful snapshot and what the diff made of it (see ``MetricStore.apply``)."""
+        # Expire first: a slot freed under max_per_region goes to a waiting stream right away.
+        expired = self.expire(snapshot.taken_at, rules)
+        # Entries first, then events: after a restore the store starts empty while the diff
+        # (restored state) already reports events for streams it is about to add.
+        counts, render = self._take_streams(snapshot, changed, rules)
+        render.update(self._count_events(events))
+        for name in dropped:
+            entry = self._entries.get(name)
+            if entry is not None and entry.stream is not None and entry.dropped_at is None:
+                entry.dropped_at = snapshot.taken_at
+                self._dropped[name] = snapshot.taken_at
+                render.add(name)
+        for name in render:
+            self._render(self._entries[name])
+        self._counts = counts
+        return self._refresh_region_lines() or bool(render) or expired
+
+    def expire(self, now: float, rules: Rules) -> bool:
+        """Forget dropped streams past retention; an expected exact name goes back to never seen."""
+        gone = [name for name, at in self._dropped.items() if now - at >= rules.retention]
+        for name in gone:
+            del self._dropped[name]
+            entry = self._entries[name]
+            if entry.expected and name in rules.expected.names:
+                entry.stream, entry.dropped_at = None, None
+                entry.switchovers = entry.joins = entry.losses = 0
+                self._render(entry)
+            else:
+                self._remove(name)
+        return bool(gone)
+
+    def expect(self, rules: Rules) -> bool:
+        """Take in ``rules.expected``: flags of existing entries, and an entry per exact name."""
+        changed = False
+        self._verdicts.clear()
+        for name, entry in list(self._entries.items()):
+            # Regex entries apply to streams seen; only exact names stand for a stream not seen.
+            flag = name in rules.expected.names if entry.stream is None else rules.expects(name)
+            if flag == entry.expected:
+                continue
+            changed = True
+            if not flag and (entry.stream is None or not rules.per_stream):
+                self._remove(name)
+                continue
+            entry.expected = flag
+            self._exported += -1 if flag else 1
+            self._render(entry)
+        for name in sorted(rules.expected.names - self._entries.keys()):
+            self._render(self._add(name, None, expected=True))
+            changed = True
+        return changed
+
+    def restore(self, counters: Mapping[str, int], streams: Mapping[str, list[int]]) -> None:
+        """Continue counters of a previous run; a counter never goes backwards."""
+        for name in REGION_COUNTERS:
+            self._counters[name] = max(self._counters[name], counters.get(name, 0))
+        for name, values in streams.items():
+            entry = self._entries.get(name)
+            if entry is None or entry.stream is None:
+                self._restored[name] = values
+                continue
+            entry.switchovers = max(entry.switchovers, values[0])
+            entry.joins = max(entry.joins, values[1])
+            entry.losses = max(entry.losses, values[2])
+            self._render(entry)
+        self._refresh_region_lines()
+
+    # -- change helpers -----------------------------------------------------------------------------
+
+    def _add(self, name: str, stream: Stream | None, *, expected: bool) -> Entry:
+        counters = self._restored.pop(name, None) if stream is not None else None
+        entry = Entry(name, stream, counters or (0,) * _STREAM_COUNTERS, len(self._order), expected)
+        self._order.append(entry)
+        self._entries[name] = entry
+        if not expected:
+            self._exported += 1
         return entry
 
-    def render(self, entry: Entry) -> None:
+    def _remove(self, name: str) -> None:
+        entry = self._entries.pop(name)
+        self._dropped.pop(name, None)
+        entry.lines = None
+        self._removed.add(entry.slot)
+        self._pending.discard(entry.slot)
+        if not entry.expected:
+            self._exported -= 1
+        self._dirty = True
+
+    def _render(self, entry: Entry) -> None:
         facts = StreamFacts(
             stream=entry.stream,
-            online=entry.dropped_at is None,
+            online=entry.stream is not None and entry.dropped_at is None,
+            expected=entry.expected,
             switchovers=entry.switchovers,
             joins=entry.joins,
             losses=entry.losses,
         )
-        scope = f'{self.scope},stream="{escape_label_value(entry.stream.name)}"'
-        entry.lines = render_families(STREAM_FAMILIES, facts, scope)
-        self.pending.add(entry.slot)
+        scope = f'{self._scope},stream="{escape_label_value(entry.name)}"'
+        entry.lines = _render_families(STREAM_FAMILIES, facts, scope)
+        self._pending.add(entry.slot)
+        self._dirty = True
 
-    def remove(self, name: str) -> None:
-        entry = self.entries.pop(name)
-        entry.lines = None
-        self.removed.add(entry.slot)
+    def _take_streams(
+        self, snapshot: Snapshot, changed: Collection[str], rules: Rules
+    ) -> tuple[_Counts, set[str]]:
+        """One pass over the snapshot: aggregates, and which streams need a new rendering."""
+        render: set[str] = set()
+        entries = self._entries
+        redundant = without_master = publishers = unexported = 0
+        verdicts, self._verdicts = self._verdicts, {}
+        for name, stream in snapshot.streams.items():
+            count = len(stream.publishers)
+            publishers += count
+            if count >= 2:  # "redundant" is two or more publishers (SPEC 6)
+                redundant += 1
+            if stream.master is None:
+                without_master += 1
+            entry = entries.get(name)
+            if entry is None:
+                if rules.per_stream and self._exported < rules.cap:
+                    expected = rules.expects(name)
+                else:  # expected streams have series whatever the cap or per_stream_metrics say
+                    expected = verdicts[name] if name in verdicts else rules.expects(name)
+                    if not expected:
+                        self._verdicts[name] = False  # asked again next poll without a regex
+                        if rules.per_stream:
+                            unexported += 1
+                        continue
+                self._add(name, stream, expected=expected)
+                render.add(name)
+            elif entry.stream is None:  # an expected name, seen for the first time
+                entry.stream = stream
+                restored = self._restored.pop(name, None)
+                if restored is not None:
+                    entry.switchovers, entry.joins, entry.losses = restored
+                render.add(name)
+            elif entry.dropped_at is not None or name in changed:
+                entry.stream = stream
+                if entry.dropped_at is not None:
+                    entry.dropped_at = None
+                    self._dropped.pop(name, None)
+                render.add(name)
+        return (len(snapshot.streams), redundant, without_master, publishers, unexported), render
 
-    def parts(self, family: int, old: memoryview) -> tuple[list[bytes | memoryview], int]:
-        """The pieces of this region's block of ``family`` in the next body, and its length.
+    def _count_events(self, events: Sequence[Event]) -> set[str]:
+        """Count events into region and stream counters; returns streams whose counters moved."""
+        touched: set[str] = set()
+        counters = self._counters
+        for event in events:
+            kind = event.kind
+            if kind is EventKind.SWITCHOVER:
+                if event.reason is not None:
+                    counters[SwitchoverReason(event.reason).value] += 1
+            else:
+                counters[_EVENT_COUNTER[kind]] += 1
+            entry = self._entries.get(event.stream)
+            if entry is None or entry.stream is None:
+                continue
+            if kind is EventKind.SWITCHOVER:
+                entry.switchovers += 1
+            elif kind is EventKind.PUBLISHER_JOIN:
+                entry.joins += 1
+            elif kind is EventKind.PUBLISHER_LOSS:
+                entry.losses += 1
+            else:
+                continue
+            touched.add(event.stream)
+        return touched
 
-        Unchanged runs of lines are slices of the current body; only rendered lines are new.
+    def _refresh_region_lines(self) -> bool:
+        """Re-render the region's own families; True when their text changed.
+
+        Before the region's first snapshot there is nothing: region series (counters at 0
+        included) start with that snapshot (SPEC section 5).
+        """
+        if self._counts is None:
+            return False
+        streams, redundant, without_master, publishers, unexported = self._counts
+        c = self._counters
+        facts = RegionFacts(
+            streams=streams,
+            redundant=redundant,
+            without_master=without_master,
+            publishers=publishers,
+            unexported=unexported,
+            switchovers={SwitchoverReason.FAILOVER: c["failover"], SwitchoverReason.HANDOVER: c["handover"]},
+            joins=c["publisher_joins"],
+            losses=c["publisher_losses"],
+            starts=c["stream_starts"],
+            drops=c["stream_drops"],
+        )
+        lines = _render_families(REGION_FAMILIES, facts, self._scope)
+        if lines == self._region_lines:
+            return False
+        self._region_lines = lines
+        self._region_stale = self._dirty = True
+        return True
+
+    # -- build --------------------------------------------------------------------------------------
+
+    def build(self) -> None:
+        """Bring every block up to date with the changes since the last build."""
+        if not self._dirty:
+            return
+        if self._region_stale:
+            for family, text in enumerate(self._region_lines):
+                self._blocks[family] = _block(text)
+            self._region_stale = False
+        if self._pending or self._removed:
+            for index in range(len(STREAM_FAMILIES)):
+                self._blocks[_R + index] = _block(self._splice(index))
+            self._settle()
+        self._dirty = False
+
+    def _splice(self, index: int) -> bytes:
+        """The next text of stream family ``index``: old runs of lines by slice, new lines added.
+
         The Python work is proportional to the changed streams; the prefix sum runs in C.
         """
-        if family < _R:
-            line = self.lines[family]
-            return [line], len(line)
-        index = family - _R
-        if not self.built:  # first build: every line is freshly rendered
-            fresh = [entry.lines[index] for entry in self.order if entry.lines is not None]
-            return list(fresh), sum(map(len, fresh))
-        base = self.spans[family][0] if self.spans is not None else 0
-        offsets = list(accumulate(self.lengths[index], initial=0))
+        if not self._built:  # nothing was built: every line is freshly rendered
+            return b"".join(entry.lines[index] for entry in self._order if entry.lines is not None)
+        old = memoryview(_inflate(self._blocks[_R + index].piece))
+        offsets = list(accumulate(self._lengths[index], initial=0))
         parts: list[bytes | memoryview] = []
-        copied = 0  # end of the last copied old line, relative to the old block
-        size = 0
+        copied = 0  # end of the last copied old line
         tail_done = False
-        for slot in sorted(self.pending | self.removed):
-            if slot >= self.built and not tail_done:
-                size += self._copy(parts, old, base + copied, base + offsets[-1])
+        for slot in sorted(self._pending | self._removed):
+            if slot >= self._built and not tail_done:
+                parts.append(old[copied : offsets[-1]])
                 tail_done = True
-            if slot < self.built:
-                size += self._copy(parts, old, base + copied, base + offsets[slot])
+            if slot < self._built:
+                parts.append(old[copied : offsets[slot]])
                 copied = offsets[slot + 1]
-            if slot in self.removed:
+            if slot in self._removed:
                 continue
-            lines = self.order[slot].lines
+            lines = self._order[slot].lines
             assert lines is not None  # pending slots hold rendered lines
             parts.append(lines[index])
-            size += len(lines[index])
         if not tail_done:
-            size += self._copy(parts, old, base + copied, base + offsets[-1])
-        return parts, size
+            parts.append(old[copied : offsets[-1]])
+        return b"".join(parts)
 
-    @staticmethod
-    def _copy(parts: list[bytes | memoryview], old: memoryview, start: int, end: int) -> int:
-        if end > start:
-            parts.append(old[start:end])
-        return end - start
-
-    def settle(self) -> None:
-        """After a body build: new line lengths, compacted order, rendered lines dropped."""
-        pending, removed = self.pending, self.removed
-        for index, lengths in enumerate(self.lengths):
-            lengths.extend([0] * (len(self.order) - self.built))
+    def _settle(self) -> None:
+        """After a build: new line lengths, compacted order, rendered lines dropped."""
+        pending, removed = self._pending, self._removed
+        for index, lengths in enumerate(self._lengths):
+            lengths.extend([0] * (len(self._order) - self._built))
             for slot in pending:
-                lines = self.order[slot].lines
+                lines = self._order[slot].lines
                 if lines is not None:
                     lengths[slot] = len(lines[index])
             if removed:
-                self.lengths[index] = array("I", (n for slot, n in enumerate(lengths) if slot not in removed))
+                self._lengths[index] = array(
+                    "I", (n for slot, n in enumerate(lengths) if slot not in removed)
+                )
         for slot in pending:
-            self.order[slot].lines = None
+            self._order[slot].lines = None
         if removed:
-            self.order = [entry for slot, entry in enumerate(self.order) if slot not in removed]
-            for slot, entry in enumerate(self.order):
+            self._order = [entry for slot, entry in enumerate(self._order) if slot not in removed]
+            for slot, entry in enumerate(self._order):
                 entry.slot = slot
-        self.built = len(self.order)
+        self._built = len(self._order)
         pending.clear()
         removed.clear()
-        self.dirty = False
+
+
+def _inflate(piece: bytes) -> bytes:
+    return zlib.decompressobj(-zlib.MAX_WBITS).decompress(piece)

@@ -6,11 +6,13 @@ escape only when a special character is present, special-case the common values,
 headers once. 100,000 streams times eight families is 800,000 lines, so these functions are
 the inner loop of every re-render.
 
-Gzip: a body is a sequence of blocks that change independently. Each block is deflated on its
-own with a sync flush (byte-aligned, no final bit, no back-references across blocks), so the
-deflate of the body is the concatenation of the blocks' deflates plus an empty final block —
-the technique pigz uses. Only changed blocks are recompressed, and the result is one ordinary
-gzip member any client can read.
+Compressed bodies: the store keeps its text only deflated, as a sequence of pieces that
+change independently. Each piece is deflated on its own with a sync flush (byte-aligned, no
+final bit, no back-references across pieces), so the concatenation of the pieces is one raw
+deflate stream, the technique pigz uses. :class:`Exposition` is one immutable generation of
+those pieces; it is the one path to both bodies: gzip is the pieces framed as one gzip member
+(nothing recompressed or copied), plain text is the same stream inflated in bounded chunks
+while it is being sent, so no scrape ever holds the whole plain body.
 """
 
 from __future__ import annotations
@@ -18,34 +20,33 @@ from __future__ import annotations
 import math
 import struct
 import zlib
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from functools import lru_cache
 
 __all__ = [
-    "CONTENT_TYPE",
+    "CHUNK_LIMIT",
+    "EMPTY",
+    "Exposition",
+    "PlainChunks",
     "crc32_combine",
     "deflate_block",
     "escape_help",
     "escape_label_value",
     "go_float",
-    "gzip_append",
-    "gzip_append_parts",
-    "gzip_member",
     "header",
     "label_pairs",
     "sample_line",
 ]
 
-CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
-
 # Level 1: at 100k streams a changed region's 20 MB deflate in half the time of level 6 and
-# only ~10% larger (the text is repetitive); this runs on the first scrape after every poll.
+# only ~10% larger (the text is repetitive); this runs after every poll that changed text.
 _GZIP_LEVEL = 1
 # magic, CM=deflate, FLG=0, MTIME=0 (reproducible bodies), XFL=0, OS=255 (unknown).
 _GZIP_HEADER = b"\x1f\x8b\x08\x00\x00\x00\x00\x00\x00\xff"
 # An empty final fixed-Huffman block: what zlib emits for Z_FINISH with no pending input.
 _DEFLATE_END = b"\x03\x00"
 _SIZE_MASK = 0xFFFFFFFF
-_TRAILER_SIZE = 8
 
 # -0.0 == 0.0, so 0.0 is not in this table (client_python writes "-0.0" for it).
 _COMMON_FLOATS = {1.0: "1.0", 2.0: "2.0", 3.0: "3.0"}
@@ -110,43 +111,93 @@ def sample_line(name: str, labels: str, value: float) -> bytes:
 
 
 def deflate_block(data: bytes | memoryview) -> bytes:
-    """Raw deflate of one block, sync-flushed so blocks concatenate into one deflate stream."""
+    """Raw deflate of one piece, sync-flushed so pieces concatenate into one deflate stream."""
     if not data:
         return b""
     compressor = zlib.compressobj(_GZIP_LEVEL, zlib.DEFLATED, -zlib.MAX_WBITS)
     return compressor.compress(data) + compressor.flush(zlib.Z_SYNC_FLUSH)
 
 
-def gzip_member(deflated: Iterable[bytes], crc: int, size: int) -> bytes:
-    """One gzip member from :func:`deflate_block` outputs of consecutive parts of a body.
+@dataclass(frozen=True, slots=True)
+class Exposition:
+    """One generation of the store's text, as deflated pieces; shared, never mutated.
 
-    ``crc`` and ``size`` describe the whole uncompressed body (``zlib.crc32`` of it, its length).
+    ``pieces`` are :func:`deflate_block` outputs of consecutive parts of the text (unchanged
+    ones are the very objects of the previous generation); ``crc``/``size`` are the CRC-32 and
+    length of the whole text. A scrape in flight holds a reference to this value, so a slow
+    client pins at most the pieces that changed since, never a private copy.
     """
-    return b"".join((_GZIP_HEADER, *deflated, _DEFLATE_END, _trailer(crc, size)))
+
+    generation: int
+    pieces: tuple[bytes, ...]
+    crc: int
+    size: int
+
+    def gzip(self, tail: bytes) -> tuple[bytes, ...]:
+        """The text, then ``tail`` (the health families), as ONE gzip member, as buffers in order.
+
+        One member, not two concatenated: httpx and curl 7.88 decode only the first member.
+        Only ``tail`` is compressed here; the pieces are sent as they are.
+        """
+        return (
+            _GZIP_HEADER,
+            *self.pieces,
+            deflate_block(tail) + _DEFLATE_END,
+            _trailer(zlib.crc32(tail, self.crc), self.size + len(tail)),
+        )
+
+    def plain(self, tail: bytes) -> PlainChunks:
+        """The text, then ``tail``, inflated while it is sent: chunks of at most :data:`CHUNK_LIMIT`."""
+        return PlainChunks(self.pieces, tail, self.size + len(tail))
+
+    def text(self) -> bytes:
+        """The whole text at once: for tests and tools, never for serving (it is ~100 MB at 100k)."""
+        return b"".join(PlainChunks(self.pieces, b"", self.size))
 
 
-def gzip_append(member: bytes, crc: int, size: int, extra: bytes) -> bytes:
-    """``member`` (from :func:`gzip_member`, describing ``crc``/``size``) with ``extra`` appended.
+#: The generation before anything was built: no text at all.
+EMPTY = Exposition(0, (), 0, 0)
 
-    Still one member: some clients (httpx, curl 7.88) decode only the first member of a
-    concatenated body. Costs one copy of the compressed bytes, never a recompression.
+#: Largest chunk :class:`PlainChunks` yields (bytes).
+CHUNK_LIMIT = 64 * 1024
+# Compressed input fed to the inflater per call: small enough that the unconsumed tail zlib
+# copies back on every bounded call stays small, large enough to keep calls few.
+_FEED = 8 * 1024
+
+
+class PlainChunks:
+    """The plain body, inflated on iteration in chunks of at most :data:`CHUNK_LIMIT` bytes.
+
+    Iterable any number of times (each pass inflates anew) and never a sequence: the server
+    sends it with chunked transfer, or with ``Content-Length: size`` since the length is known.
+    Holding one costs a reference to the pieces, not the text.
     """
-    if not extra:
-        return member
-    return b"".join(gzip_append_parts(member, crc, size, extra))
 
+    __slots__ = ("_pieces", "_tail", "size")
 
-def gzip_append_parts(
-    member: bytes, crc: int, size: int, extra: bytes
-) -> tuple[memoryview, bytes, bytes, bytes]:
-    """:func:`gzip_append` as buffers to write in order: no copy of the cached member at all."""
-    cut = len(member) - len(_DEFLATE_END) - _TRAILER_SIZE
-    return (
-        memoryview(member)[:cut],
-        deflate_block(extra),
-        _DEFLATE_END,
-        _trailer(zlib.crc32(extra, crc), size + len(extra)),
-    )
+    def __init__(self, pieces: Sequence[bytes], tail: bytes, size: int) -> None:
+        self._pieces = pieces
+        self._tail = tail
+        self.size = size  # total bytes the iteration yields
+
+    def __iter__(self) -> Iterator[bytes]:
+        inflater = zlib.decompressobj(-zlib.MAX_WBITS)
+        buffer = bytearray()
+        half = CHUNK_LIMIT // 2
+        for piece in self._pieces:
+            view = memoryview(piece)
+            for start in range(0, len(view), _FEED):
+                data: bytes | memoryview = view[start : start + _FEED]
+                while data:
+                    buffer += inflater.decompress(data, half)
+                    data = inflater.unconsumed_tail
+                    if len(buffer) >= half:  # each chunk: < half before, <= half added
+                        yield bytes(buffer)
+                        buffer.clear()
+        buffer += inflater.flush()  # output zlib may still hold after a bounded call
+        buffer += self._tail
+        for start in range(0, len(buffer), CHUNK_LIMIT):
+            yield bytes(buffer[start : start + CHUNK_LIMIT])
 
 
 def crc32_combine(crc1: int, crc2: int, length2: int) -> int:
@@ -171,8 +222,9 @@ def _multmodp(a: int, b: int) -> int:
         b = (b >> 1) ^ _CRC_POLY if b & 1 else b >> 1
 
 
+@lru_cache(maxsize=1024)
 def _x2nmodp(n: int, k: int) -> int:
-    """x^(n * 2^k) modulo the CRC-32 polynomial."""
+    """x^(n * 2^k) modulo the CRC-32 polynomial (cached: unchanged pieces keep their lengths)."""
     product = 1 << 31  # x^0
     while n:
         if n & 1:

@@ -20,9 +20,7 @@ from exporter.model import Stream, SwitchoverReason
 __all__ = [
     "ALL_FAMILIES",
     "REGION_FAMILIES",
-    "REGION_LABELS",
     "STREAM_FAMILIES",
-    "STREAM_LABELS",
     "FamilySpec",
     "RegionFacts",
     "Sample",
@@ -33,9 +31,6 @@ __all__ = [
 Sample = tuple[tuple[str, ...], float]
 
 F = TypeVar("F")
-
-STREAM_LABELS: tuple[str, ...] = ("account", "region", "stream")
-REGION_LABELS: tuple[str, ...] = ("account", "region")
 
 _PREFIX = "tencent_live_"
 _NO_SAMPLES: tuple[Sample, ...] = ()
@@ -60,11 +55,14 @@ class StreamFacts:
     """What per-stream families are rendered from.
 
     ``stream`` is the last seen version; after a confirmed drop it is kept so ``stream_info``
-    keeps its labels while ``online`` is False.
+    keeps its labels while ``online`` is False. ``None`` is an expected stream never seen (or
+    expired since): only ``stream_online 0`` and ``stream_expected 1``, no counters, since a
+    stream's counters start with the snapshot it first shows in (SPEC section 5).
     """
 
-    stream: Stream
+    stream: Stream | None
     online: bool
+    expected: bool
     switchovers: int
     joins: int
     losses: int
@@ -90,23 +88,32 @@ def _one(value: float) -> tuple[Sample, ...]:
     return (((), value),)
 
 
+def _publishers(facts: StreamFacts) -> tuple[Sample, ...]:
+    if facts.stream is None:
+        return _NO_SAMPLES
+    return _one(float(len(facts.stream.publishers)) if facts.online else 0.0)
+
+
 def _master_info(facts: StreamFacts) -> tuple[Sample, ...]:
-    master = facts.stream.master if facts.online else None
+    master = facts.stream.master if facts.online and facts.stream is not None else None
     if master is None:
         return _NO_SAMPLES
     return (((master.domain, master.app, master.source_from, master.upstream_sequence), 1.0),)
 
 
 def _master_publish_time(facts: StreamFacts) -> tuple[Sample, ...]:
-    master = facts.stream.master if facts.online else None
-    if master is None:
+    master = facts.stream.master if facts.online and facts.stream is not None else None
+    if master is None or master.publish_time is None:  # None: PublishTime was unreadable
         return _NO_SAMPLES
     return _one(master.publish_time)
 
 
 def _stream_info(facts: StreamFacts) -> tuple[Sample, ...]:
     stream = facts.stream
-    return (((stream.host_group, str(stream.optimal_enable)), 1.0),)
+    if stream is None:
+        return _NO_SAMPLES
+    optimal = "" if stream.optimal_enable is None else str(stream.optimal_enable)  # None: vendor null
+    return (((stream.host_group, optimal), 1.0),)
 
 
 def _switchovers(facts: RegionFacts) -> tuple[Sample, ...]:
@@ -123,11 +130,18 @@ STREAM_FAMILIES: tuple[FamilySpec[StreamFacts], ...] = (
         samples=lambda f: _one(1.0 if f.online else 0.0),
     ),
     FamilySpec(
+        name=_PREFIX + "stream_expected",
+        help="1 for a stream named in streams.expected (exact name, or a seen name matching a regex).",
+        type="gauge",
+        labels=(),
+        samples=lambda f: _one(1.0) if f.expected else _NO_SAMPLES,
+    ),
+    FamilySpec(
         name=_PREFIX + "stream_publishers",
         help="Number of publishers (BackupList length) of the stream.",
         type="gauge",
         labels=(),
-        samples=lambda f: _one(float(len(f.stream.publishers)) if f.online else 0.0),
+        samples=_publishers,
     ),
     FamilySpec(
         name=_PREFIX + "stream_master_info",
@@ -155,21 +169,21 @@ STREAM_FAMILIES: tuple[FamilySpec[StreamFacts], ...] = (
         help="Master publisher changes of the stream.",
         type="counter",
         labels=(),
-        samples=lambda f: _one(float(f.switchovers)),
+        samples=lambda f: _NO_SAMPLES if f.stream is None else _one(float(f.switchovers)),
     ),
     FamilySpec(
         name=_PREFIX + "stream_publisher_joins_total",
         help="Publishers that appeared in the stream while it stayed online.",
         type="counter",
         labels=(),
-        samples=lambda f: _one(float(f.joins)),
+        samples=lambda f: _NO_SAMPLES if f.stream is None else _one(float(f.joins)),
     ),
     FamilySpec(
         name=_PREFIX + "stream_publisher_losses_total",
         help="Publishers that disappeared from the stream while it stayed online.",
         type="counter",
         labels=(),
-        samples=lambda f: _one(float(f.losses)),
+        samples=lambda f: _NO_SAMPLES if f.stream is None else _one(float(f.losses)),
     ),
 )
 

@@ -42,40 +42,42 @@ def _store_with(*names: str) -> MetricStore:
 
 def test_scrape_during_a_build_gets_the_previous_generation_at_once() -> None:
     store = _store_with("a")
-    before_plain = store.render()
-    before_gzip = b"".join(store.render_gzip_parts(b"# tail\n"))
+    before = store.exposition()
     _apply(store, _snapshot("a", "b", at=1001.0))
     with store._build_lock:  # a build of the new generation is under way
-        assert store.render() is before_plain
-        assert b"".join(store.render_gzip_parts(b"# tail\n")) == before_gzip
-        assert b'stream="b"' not in gzip.decompress(store.render_gzip())
+        assert store.exposition() is before
+        assert b'stream="b"' not in gzip.decompress(b"".join(store.exposition().gzip(b"")))
     body = store.render()
     assert b'stream="b"' in body
-    assert gzip.decompress(store.render_gzip(b"# tail\n")) == body + b"# tail\n"
+    assert gzip.decompress(b"".join(store.exposition().gzip(b"# tail\n"))) == body + b"# tail\n"
 
 
-def test_after_prepare_both_bodies_are_current_and_cached() -> None:
+def test_after_prepare_the_current_generation_is_served_during_a_build() -> None:
     store = _store_with("a")
     _apply(store, _snapshot("a", "b", at=1001.0))
     store.prepare()
-    with store._build_lock:  # nothing left to build: the current bodies are served
-        body = store.render()
-        member = store.render_gzip()
-    assert b'stream="b"' in body
-    assert gzip.decompress(member) == body
-    assert store.render() is body
-    assert store.render_gzip() is member
+    with store._build_lock:  # nothing left to build: the current generation is served
+        exposition = store.exposition()
+    assert b'stream="b"' in exposition.text()
+    assert store.exposition() is exposition
 
 
-def test_plain_build_does_not_lose_the_published_gzip() -> None:
+def test_a_scrape_in_flight_keeps_its_generation() -> None:
     store = _store_with("a")
-    old_member = store.render_gzip()
-    _apply(store, _snapshot("a", "b", at=1001.0))
-    new_body = store.render()  # a plain scrape builds the new text only
-    with store._build_lock:
-        assert store.render() is new_body
-        assert store.render_gzip() is old_member  # previous generation, still complete
-    assert gzip.decompress(store.render_gzip()) == new_body
+    chunks = iter(store.exposition().plain(b""))
+    first = next(chunks)
+    store.apply(_snapshot("b", at=1001.0), changed={"b"}, dropped={"a"}, events=())
+    store.prepare()
+    online_a = b'tencent_live_stream_online{account="prod",region="ap-guangzhou",stream="a"}'
+    old = first + b"".join(chunks)
+    assert online_a + b" 1.0\n" in old and b'stream="b"' not in old  # the old generation, whole
+    assert online_a + b" 0.0\n" in store.render()
+
+
+def test_first_scrape_waits_for_the_first_build() -> None:
+    store = MetricStore()
+    _apply(store, _snapshot("a"))
+    assert b'stream="a"' in store.render()  # nothing published yet: it builds, not serves empty
 
 
 def test_without_concurrency_a_scrape_sees_every_change() -> None:
@@ -83,4 +85,4 @@ def test_without_concurrency_a_scrape_sees_every_change() -> None:
     _apply(store, _snapshot("a", "b", at=1001.0))
     assert b'stream="b"' in store.render()
     _apply(store, _snapshot("a", "b", "c", at=1002.0))
-    assert b'stream="c"' in gzip.decompress(store.render_gzip())
+    assert b'stream="c"' in gzip.decompress(b"".join(store.exposition().gzip(b"")))
