@@ -114,10 +114,10 @@ class Simulator:
         monotonic: Callable[[], float] = time.monotonic,
         sleep: Callable[[float], None] = time.sleep,
     ) -> None:
-        self.world = world
+        self.world: World = world
         self.rate_limit = rate_limit
         self.max_skew = max_skew
-        self.request_log = RequestLog()
+        self.request_log: RequestLog = RequestLog()
         self._limiter = SlidingWindowLimiter(window)
         self._clock = clock
         self._monotonic = monotonic
