@@ -121,11 +121,14 @@ class RenewingProvider:
                 await self._refresh_locked()
         return self.current()
 
-    async def start(self) -> None:
-        """First load (raises ``CredentialError`` naming account and source), then the timer task."""
+    async def start(self, *, background: bool = True) -> None:
+        """First load (raises ``CredentialError`` naming account and source), then the timer task.
+
+        ``background=False`` leaves the task out: tests drive ``step()`` with their own clock.
+        """
         async with self._lock:
             await self._refresh_locked()
-        if self._task is None:
+        if background and self._task is None:
             self._wake = asyncio.Event()
             self._task = asyncio.create_task(self._run(), name=f"credentials-{self._account}")
 
