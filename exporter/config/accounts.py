@@ -200,7 +200,7 @@ class AccountConfig:
     proxy_url: str | None = field(
         default=None,
         repr=False,
-        metadata=key(url(example="http://proxy.internal:3128", path_allowed=True, userinfo=True)),
+        metadata=key(url(example="http://proxy:3128", path_allowed=True, userinfo=True)),
     )
 
 
