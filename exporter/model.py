@@ -47,7 +47,7 @@ class Publisher:
     upstream_sequence: str
     domain: str
     app: str
-    publish_time: float  # Unix seconds (vendor sends "2018-06-29T19:00:00Z")
+    publish_time: float | None  # Unix seconds (vendor sends "2018-06-29T19:00:00Z"); None: unreadable
     source_from: str
     is_master: bool
 
@@ -58,7 +58,7 @@ class Stream:
 
     name: str
     host_group: str
-    optimal_enable: int
+    optimal_enable: int | None  # None: the vendor sent null (rendered "")
     publishers: tuple[Publisher, ...]
 
     @property
@@ -85,6 +85,13 @@ class Snapshot:
     ``scope`` is ``None`` for a full-list poll: every stream not in ``streams`` is absent.
     In watch-list mode it holds the StreamNames that were actually queried successfully in
     this cycle; only those can be judged absent, a name whose query failed is "unknown".
+
+    What parse could not take as is (SPEC section 9 "One odd record never blinds a region"):
+    ``anomalies`` counts each tolerance by reason in this reply; ``unknown`` holds names whose
+    group was unusable (their last state is kept, a pending drop neither confirmed nor reset);
+    ``judging_absences`` is False when the reply cannot prove an absence (a group without a
+    usable name was skipped, or the list reached the vendor's ceiling): absences then confirm
+    nothing and reset nothing.
     """
 
     account: str
@@ -93,6 +100,9 @@ class Snapshot:
     streams: Mapping[str, Stream]
     request_id: str = ""
     scope: frozenset[str] | None = None
+    anomalies: Mapping[str, int] = field(default_factory=dict)
+    judging_absences: bool = True
+    unknown: frozenset[str] = frozenset()
 
     @property
     def key(self) -> RegionKey:

@@ -1,81 +1,134 @@
 """Vendor JSON -> ``Snapshot``: the only module that knows the shape of a DescribeBackupStreamList reply.
 
-Strict, because a reply we half-understand must never be taken for "these streams are gone":
-any deviation raises ``BadResponse`` naming the field and the stream, and the runner keeps the
-previous snapshot. Cheap, because a region holds up to 20,000 streams: one pass, ``type() is``
-checks (a reply is plain JSON, so exact types are the right test, and ``bool`` is not accepted
-where the vendor sends ``0``/``1``), and the timestamp parsed by the C ``fromisoformat``.
+**Strict about the reply, tolerant per group** (SPEC section 9 "One odd record never blinds a
+region"). A reply that is not this action's response at all (not JSON, no ``Response``,
+``StreamInfoList`` neither a list nor null) raises ``BadResponse`` and the runner keeps the
+previous snapshot. Inside a good reply each group is read on its own by :func:`_read_group`,
+the one place that holds the rules:
 
-Two tolerances, both lossless: ``BackupList: null`` reads as no publishers, and
-``HostGroupName: null`` as ``""``. ``StreamInfoList: null`` is a successful empty snapshot;
-a missing ``StreamInfoList`` is not.
+- a group without a usable ``StreamName`` is skipped, and the snapshot no longer judges
+  absences (``judging_absences=False``): the skipped group could be any stream;
+- a ``StreamName`` over :data:`MAX_STREAM_NAME_BYTES`, or a ``BackupList`` that is neither a
+  list nor null, skips the group; its name is *unknown* in this snapshot (``unknown``): its
+  last state is kept, a pending drop is neither confirmed nor reset;
+- other odd values keep what can be read: null (the vendor's models allow it; not counted)
+  or mistyped (counted) ``OptimalEnable`` / ``HostGroupName`` / ``DomainName`` / ``AppName``
+  / ``SourceFrom`` -> ``""`` (``None`` for OptimalEnable, rendered ``""``), ``MasterFlag``
+  other than 1 -> not master, a publisher
+  without a usable ``UpstreamSequence`` is left out, an unreadable ``PublishTime`` -> no
+  timestamp; strings longer than :data:`MAX_FIELD_CHARS` are cut;
+- several groups with one ``StreamName``: the one with the lowest master ``UpstreamSequence``
+  wins (then a total order over the whole value), whatever the reply order, so an order that
+  flips between replies counts nothing;
+- a full list of :data:`VENDOR_CEILING` groups or more may be truncated by the vendor: it
+  judges no absence either.
 
-Steady state is cheaper still (:func:`parse_snapshot_cached`): between two polls ~98% of a
-region's groups come back unchanged, so each group is fingerprinted and, when the previous
-reply had the very same group, the previous ``Stream`` object is reused as is. The diff's
-``is`` fast path then skips it and the store does nothing for it; only new and changed groups
-are checked and built. The fingerprint is ``hash(orjson.dumps(group))``: unlike
-``dict == dict`` it tells ``1`` from ``1.0`` and ``true`` (equal in Python, and the checks
-below reject the last two), so a reused group is one that passed exactly these checks before;
-and unlike keeping the raw dicts (~1.7 kB a group, 33 MB a 20,000-stream region) it costs an
-int a group. It is Python's keyed (per-process random) 64-bit SipHash: a new or changed group
-matches one of its region's 20,000 remembered fingerprints with odds of ~1e-15, i.e. about
-once in 300,000 years at 100k streams with 1.5% of them new or changed every 15 s. A BLAKE2b
-digest would make that 2**-128 but costs ~12 ms more per region, 15% of ``json.loads``.
+Every case is counted in ``Snapshot.anomalies`` (reason -> count; the reasons are the
+:class:`Anomaly` values, a bounded set fit for a label). ``BackupList: null`` (no publishers)
+and ``StreamInfoList: null`` (no stream) are documented values, not anomalies.
+
+**Steady state is cheap** (:func:`parse_snapshot_cached`): between two polls ~98% of a
+region's groups come back unchanged, so a group's outcome is remembered under a fingerprint
+and, when the next reply has the very same group, reused as is: the same ``Stream`` object,
+so the diff's ``is`` fast path skips it and the store does nothing for it. The fingerprint is
+the group's text in a compact reply (the reply is cut before each ``{"<first key>":``; see
+:func:`_cut_groups`), else ``orjson.dumps`` of the parsed group; both are hashed with Python's
+keyed 64-bit SipHash (a new group matching one of 20,000 remembered fingerprints by accident:
+odds ~1e-15 per group). Either way the outcome is what :func:`_read_group` made of the very same
+JSON, so the cached and uncached parses are the same function of the reply (a property test
+holds them equal). :func:`parse_snapshot` is the cached parse with nothing cached.
 """
 
 from __future__ import annotations
 
-import dataclasses
+from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
-from enum import Enum
+from datetime import UTC, datetime, timedelta, timezone
+from enum import StrEnum
 from itertools import repeat
 from operator import attrgetter
 from os import urandom
-from typing import Any, Literal, NoReturn, cast
+from typing import Any, NoReturn
 
 import orjson
-import structlog
 
 from exporter.model import Publisher, Snapshot, Stream
 from exporter.tencent.errors import BadResponse, PollError, api_error
 
-__all__ = ["ParseCache", "parse_publish_time", "parse_snapshot", "parse_snapshot_cached"]
+__all__ = [
+    "MAX_FIELD_CHARS",
+    "MAX_STREAM_NAME_BYTES",
+    "VENDOR_CEILING",
+    "Anomaly",
+    "ParseCache",
+    "parse_publish_time",
+    "parse_snapshot",
+    "parse_snapshot_cached",
+]
 
+#: The longest StreamName accepted, in UTF-8 bytes. The vendor's API reference for CSS
+#: (live 2018-08-01, ``CommonMixInputParam.InputStreamName``) documents stream names of "up
+#: to 80 bytes of letters, digits, and underscores"; a longer one is not a real stream.
+MAX_STREAM_NAME_BYTES = 80
+#: Other vendor strings that become label values are cut to this many characters.
+MAX_FIELD_CHARS = 256
+#: An UpstreamSequence is an unsigned 64-bit number (20 digits); 32 leaves room.
+_MAX_SEQUENCE_CHARS = 32
+#: The vendor documents this action for fewer than 20,000 streams: a list this long may be cut.
+VENDOR_CEILING = 20_000
 _MAX_VENDOR_MESSAGE = 500
 _MAX_VALUE_REPR = 40
-_FLAGS = (0, 1)
-_PUBLISHER_KEYS = frozenset(
-    ("DomainName", "AppName", "PublishTime", "UpstreamSequence", "SourceFrom", "MasterFlag")
-)
-_MISSING: Any = object()
 _MAX_KEY = 64
+_BEIJING = timezone(timedelta(hours=8))
+_FLAGS = (0, 1)
+
+
+class Anomaly(StrEnum):
+    """Why part of a reply was not taken as is: the ``reason`` label of parse anomalies."""
+
+    NAMELESS_GROUP = "nameless_group"  # skipped; absences judge nothing
+    LONG_STREAM_NAME = "stream_name_too_long"  # skipped; unknown
+    MALFORMED_GROUP = "malformed_group"  # BackupList neither list nor null; skipped; unknown
+    DUPLICATE_STREAM_NAME = "duplicate_stream_name"  # one copy chosen, order-independently
+    MISTYPED_FIELD = "mistyped_field"  # a string or integer field of another type, read as ""
+    LONG_FIELD = "long_field"  # a string cut to MAX_FIELD_CHARS
+    BAD_MASTER_FLAG = "bad_master_flag"  # MasterFlag not 0/1: not master
+    PUBLISHER_WITHOUT_SEQUENCE = "publisher_without_sequence"  # publisher left out
+    BAD_PUBLISH_TIME = "bad_publish_time"  # no publish timestamp
+    LIST_AT_CEILING = "list_at_vendor_ceiling"  # >= VENDOR_CEILING groups; absences judge nothing
+
+
+@dataclass(frozen=True, slots=True)
+class _Odd:
+    """A group that needed a tolerance: what was kept of it (``stream``) and why."""
+
+    name: str | None  # None: no usable StreamName
+    stream: Stream | None  # None: skipped
+    reasons: tuple[Anomaly, ...]
+
+
+#: What one group became: its Stream, ``None`` when ``admit`` rejected it, or an ``_Odd``.
+_Outcome = Stream | _Odd | None
+_NAMELESS = _Odd(None, None, (Anomaly.NAMELESS_GROUP,))
+_UNSEEN: Any = object()
+_NAME = attrgetter("name")
 
 
 @dataclass(frozen=True, slots=True, eq=False)
 class ParseCache:
     """What one region's last reply held, group by group, for :func:`parse_snapshot_cached`.
 
-    Only ever an optimisation: a reused ``Stream`` equals what building the group afresh would
-    give, so a cache that is stale, from a reply that was never applied, or empty, changes
+    Only ever an optimisation: a remembered outcome is what reading the same group afresh
+    gives, so a cache that is stale, from a reply that was never applied, or empty, changes
     how fast a parse is, never what it returns. Hold one per region, for full-list replies.
-
-    Attributes:
-        groups: fingerprint of a group (``orjson.dumps``) -> the ``Stream`` built from it, or
-            ``None`` for a group ``admit`` rejected (after its top-level fields were checked).
-        admit: the filter those decisions were made with; a parse with another filter
-            ignores the cache.
-        texts: the same, fingerprinted by the group's text in the reply (``_by_text``).
     """
 
-    groups: Mapping[int, Stream | None]
+    groups: Mapping[int, _Outcome]
     admit: Callable[[str], bool] | None = None
-    texts: Mapping[int, Stream | None] = dataclasses.field(default_factory=dict)
 
     def __len__(self) -> int:
-        return len(self.groups) + len(self.texts)
+        return len(self.groups)
 
 
 def parse_snapshot(
@@ -91,17 +144,17 @@ def parse_snapshot(
 
     Args:
         admit: ``streams.include/exclude``; a stream it rejects is left out entirely (its
-            publishers are not even parsed).
+            publishers are not even read).
         scope: passed through to the Snapshot (watch-list mode: the names queried).
 
     Raises:
         ApiError: ``Response.Error`` (``Throttled`` for ``RequestLimitExceeded*``).
-        BadResponse: not JSON, not the documented shape, or a value out of its domain.
+        BadResponse: not a DescribeBackupStreamList response at all.
     """
-    groups, request_id = _groups(body)
-    reader = _Reader(admit, request_id)
-    reader.take_in_order(groups, [_Mark.UNSEEN] * len(groups))
-    return reader.snapshot(account=account, region=region, taken_at=taken_at, scope=scope)
+    snapshot, _ = parse_snapshot_cached(
+        body, account=account, region=region, taken_at=taken_at, previous=None, scope=scope, admit=admit
+    )
+    return snapshot
 
 
 def parse_snapshot_cached(
@@ -114,93 +167,281 @@ def parse_snapshot_cached(
     scope: frozenset[str] | None = None,
     admit: Callable[[str], bool] | None = None,
 ) -> tuple[Snapshot, ParseCache]:
-    """:func:`parse_snapshot`, reusing the ``Stream`` of every group unchanged since ``previous``.
+    """:func:`parse_snapshot`, reusing the outcome of every group unchanged since ``previous``.
 
     Returns the snapshot and the cache for the next parse of the same region. A failure raises
-    exactly as :func:`parse_snapshot` would, and the caller keeps ``previous``. New and changed
-    groups are checked just as strictly; an unchanged one is, after ``orjson``, the very text
-    of a group that passed those checks in the previous reply.
-
-    Args:
-        previous: the cache from the region's last successful full-list parse, or ``None``.
+    exactly as :func:`parse_snapshot` would, and the caller keeps ``previous``.
     """
-    reuse: Mapping[int, Stream | None] = {}
-    reuse_texts: Mapping[int, Stream | None] = {}
+    known: Mapping[int, _Outcome] = {}
     if previous is not None and previous.admit == admit:  # bound methods compare by target
-        reuse, reuse_texts = previous.groups, previous.texts
-    fast = _by_text(body, reuse_texts, admit)
-    if fast is not None:
-        reader, remember_texts = fast
-        snapshot = reader.snapshot(account=account, region=region, taken_at=taken_at, scope=scope)
-        return snapshot, ParseCache({}, admit, remember_texts)
-    groups, request_id = _groups(body)
-    reader = _Reader(admit, request_id)
-    dumps = orjson.dumps
-    try:
-        fingerprints = [hash(dumps(group)) for group in groups]
-    except orjson.JSONEncodeError:  # a group nested deeper than dumps allows: remember nothing
-        reader.take_in_order(groups, [_Mark.UNSEEN] * len(groups))
-        return reader.snapshot(account=account, region=region, taken_at=taken_at, scope=scope), ParseCache(
-            {}, admit
-        )
-    found: list[_Found] = list(map(reuse.get, fingerprints, repeat(_Mark.UNSEEN)))
-    if reader.take_changed(groups, found):
-        remember = dict(zip(fingerprints, cast("list[Stream | None]", found), strict=True))
-    else:
-        # Duplicate names or a malformed group: vendor order decides what wins and what fails.
-        reader = _Reader(admit, request_id)
-        found = list(map(reuse.get, fingerprints, repeat(_Mark.UNSEEN)))
-        reader.take_in_order(groups, found)
-        remember = {
-            fingerprint: item
-            for fingerprint, item in zip(fingerprints, found, strict=True)
-            if not isinstance(item, _Mark)
-        }
-    snapshot = reader.snapshot(account=account, region=region, taken_at=taken_at, scope=scope)
-    return snapshot, ParseCache(remember, admit)
-
-
-def _by_text(
-    body: bytes, reuse: Mapping[int, Stream | None], admit: Callable[[str], bool] | None
-) -> tuple[_Reader, dict[int, Stream | None]] | None:
-    """Steady state without parsing what did not change: groups recognised by their reply text.
-
-    The reply is cut before every ``{"K":`` where ``K`` is the first key of the first group
-    (in valid JSON those bytes can only start an object whose first key is ``K``). Each cut but
-    the last must be exactly one JSON object and a comma: proven by ``orjson.loads`` when its
-    text is new, or earlier, when the very same text was (its fingerprint is remembered). The
-    last cut (the last group and the rest of the reply) is parsed behind the head with a probe
-    ``{"K":"<random>"},`` in place of all the others: if that document's ``StreamInfoList`` is
-    exactly [probe, X], the cuts sit at element positions of ``StreamInfoList`` and the reply
-    is the valid document whose groups are the cuts' objects and X. Nested or reordered
-    objects, whitespace, a malformed or duplicated group, an error reply: ``None``, and the
-    caller parses the reply whole, which also words any failure exactly as usual.
-    """
-    cut = _cut(body)
+        known = previous.groups
+    cut = _cut_groups(body)
+    if cut is not None:
+        groups, fingerprints, request_id = cut
+        try:
+            outcomes = _outcomes(groups, fingerprints, known, admit)
+        except _NotOneGroup:
+            cut = None
     if cut is None:
+        groups, request_id = _groups(body)
+        try:
+            dumps = orjson.dumps
+            fingerprints = [hash(dumps(group)) for group in groups]
+        except orjson.JSONEncodeError:  # nested deeper than dumps allows: remember nothing
+            fingerprints, known = list(range(len(groups))), {}
+            outcomes = _outcomes(groups, fingerprints, known, admit)
+            snapshot = _snapshot(outcomes, len(groups), account, region, taken_at, request_id, scope)
+            return snapshot, ParseCache({}, admit)
+        outcomes = _outcomes(groups, fingerprints, known, admit)
+    snapshot = _snapshot(outcomes, len(outcomes), account, region, taken_at, request_id, scope)
+    return snapshot, ParseCache(dict(zip(fingerprints, outcomes, strict=True)), admit)
+
+
+def _outcomes(
+    groups: Sequence[Any],
+    fingerprints: list[int],
+    known: Mapping[int, _Outcome],
+    admit: Callable[[str], bool] | None,
+) -> list[_Outcome]:
+    """Every group's outcome: remembered ones as they were, the others read now."""
+    outcomes: list[_Outcome] = list(map(known.get, fingerprints, repeat(_UNSEEN)))
+    times: dict[str, float | None] = {}  # publishers of one fleet often share a PublishTime
+    for index in [i for i, item in enumerate(outcomes) if item is _UNSEEN]:
+        outcomes[index] = _read_group(groups[index], admit, times)
+    return outcomes
+
+
+def _snapshot(  # noqa: PLR0917 - private, called from one function
+    outcomes: list[_Outcome],
+    listed: int,
+    account: str,
+    region: str,
+    taken_at: float,
+    request_id: str,
+    scope: frozenset[str] | None,
+) -> Snapshot:
+    """Assemble the groups' outcomes: one stream per name, anomalies counted, judging decided."""
+    kept = [item for item in outcomes if type(item) is Stream]
+    streams: dict[str, Stream] = dict(zip(map(_NAME, kept), kept, strict=True))
+    anomalies: Counter[str] = Counter()
+    unknown: set[str] = set()
+    judging = True
+    if len(streams) != len(kept) or len(kept) + outcomes.count(None) != len(outcomes):
+        streams, judging = _assemble_odd(outcomes, anomalies, unknown)
+    if listed >= VENDOR_CEILING:
+        anomalies[Anomaly.LIST_AT_CEILING] += 1
+        judging = False
+    return Snapshot(
+        account=account,
+        region=region,
+        taken_at=taken_at,
+        streams=streams,
+        request_id=request_id,
+        scope=scope,
+        anomalies=dict(anomalies),
+        judging_absences=judging,
+        unknown=frozenset(unknown - streams.keys()),
+    )
+
+
+def _assemble_odd(
+    outcomes: list[_Outcome], anomalies: Counter[str], unknown: set[str]
+) -> tuple[dict[str, Stream], bool]:
+    """The slow path, for a reply with any anomaly or duplicate name."""
+    judging = True
+    candidates: dict[str, list[Stream]] = {}
+    copies: Counter[str] = Counter()
+    for item in outcomes:
+        if item is None:
+            continue
+        if type(item) is Stream:
+            candidates.setdefault(item.name, []).append(item)
+            copies[item.name] += 1
+            continue
+        assert isinstance(item, _Odd)
+        anomalies.update(item.reasons)
+        if item.name is None:
+            judging = False
+            continue
+        copies[item.name] += 1
+        if item.stream is None:
+            unknown.add(item.name)
+        else:
+            candidates.setdefault(item.name, []).append(item.stream)
+    streams: dict[str, Stream] = {}
+    for name, found in candidates.items():
+        streams[name] = found[0] if len(found) == 1 else min(found, key=_rank)
+    duplicates = sum(count - 1 for count in copies.values())
+    if duplicates:
+        anomalies[Anomaly.DUPLICATE_STREAM_NAME] += duplicates
+    return streams, judging
+
+
+def _rank(stream: Stream) -> tuple[Any, ...]:
+    """A total order on a name's copies: lowest master UpstreamSequence first, then the value."""
+    master = stream.master
+    first = (1, 0, "") if master is None else (0, len(master.upstream_sequence), master.upstream_sequence)
+    return (
+        first,
+        stream.host_group,
+        -1 if stream.optimal_enable is None else stream.optimal_enable,
+        tuple(
+            (
+                p.upstream_sequence,
+                p.is_master,
+                p.domain,
+                p.app,
+                p.source_from,
+                p.publish_time is None,
+                p.publish_time or 0.0,
+            )
+            for p in stream.publishers
+        ),
+    )
+
+
+def _read_group(group: Any, admit: Callable[[str], bool] | None, times: dict[str, float | None]) -> _Outcome:
+    """The one reading of a group: its Stream, None when ``admit`` rejects it, or an ``_Odd``."""
+    if type(group) is not dict:
+        return _NAMELESS
+    name = group.get("StreamName")
+    if type(name) is not str or not name:
+        return _NAMELESS
+    if len(name) > MAX_STREAM_NAME_BYTES // 4 and len(name.encode()) > MAX_STREAM_NAME_BYTES:
+        return _Odd(name, None, (Anomaly.LONG_STREAM_NAME,))
+    if admit is not None and not admit(name):
         return None
-    head, delimiter, pieces = cut
-    nonce = urandom(8).hex()
-    try:
-        probe_groups, request_id = _groups(
-            head + delimiter + b'"' + nonce.encode() + b'"},' + delimiter + pieces[-1]
+    reasons: list[Anomaly] = []
+    backups = group.get("BackupList", _UNSEEN)
+    if type(backups) is list:
+        publishers = _publishers(backups, reasons, times)
+    elif backups is None:
+        publishers = ()
+    else:
+        return _Odd(name, None, (Anomaly.MALFORMED_GROUP,))
+    optimal = group.get("OptimalEnable")
+    if type(optimal) is not int:
+        if optimal is not None:
+            reasons.append(Anomaly.MISTYPED_FIELD)
+        optimal = None
+    host_group = group.get("HostGroupName")
+    if type(host_group) is not str:
+        if host_group is not None:
+            reasons.append(Anomaly.MISTYPED_FIELD)
+        host_group = ""
+    elif len(host_group) > MAX_FIELD_CHARS:
+        host_group = host_group[:MAX_FIELD_CHARS]
+        reasons.append(Anomaly.LONG_FIELD)
+    stream = Stream(name, host_group, optimal, publishers)
+    return _Odd(name, stream, tuple(reasons)) if reasons else stream
+
+
+def _publishers(
+    backups: list[Any], reasons: list[Anomaly], times: dict[str, float | None]
+) -> tuple[Publisher, ...]:
+    publishers: list[Publisher] = []
+    for item in backups:
+        if type(item) is not dict:
+            reasons.append(Anomaly.PUBLISHER_WITHOUT_SEQUENCE)
+            continue
+        sequence = item.get("UpstreamSequence")
+        if type(sequence) is str:
+            if not (sequence.isdigit() and sequence.isascii() and len(sequence) <= _MAX_SEQUENCE_CHARS):
+                sequence = None
+        elif type(sequence) is int and sequence >= 0:
+            sequence = str(sequence) if sequence < 10**_MAX_SEQUENCE_CHARS else None
+        else:
+            sequence = None
+        if sequence is None:
+            reasons.append(Anomaly.PUBLISHER_WITHOUT_SEQUENCE)
+            continue
+        flag = item.get("MasterFlag")
+        if type(flag) is not int or flag not in _FLAGS:
+            reasons.append(Anomaly.BAD_MASTER_FLAG)
+        published = item.get("PublishTime")
+        if type(published) is str:
+            try:
+                timestamp = times[published]
+            except KeyError:
+                timestamp = times[published] = _publish_time_or_none(published)
+        else:
+            timestamp = None
+        if timestamp is None:
+            reasons.append(Anomaly.BAD_PUBLISH_TIME)
+        publishers.append(
+            Publisher(
+                sequence,
+                _text(item.get("DomainName"), reasons),
+                _text(item.get("AppName"), reasons),
+                timestamp,
+                _text(item.get("SourceFrom"), reasons),
+                type(flag) is int and flag == 1,
+            )
         )
-    except PollError:
-        return None
-    key = delimiter[2:-2].decode()
-    if len(probe_groups) != 2 or probe_groups[0] != {key: nonce}:
-        return None
-    fingerprints = list(map(hash, pieces[:-1]))
-    found: list[_Found] = list(map(reuse.get, fingerprints, repeat(_Mark.UNSEEN)))
-    found.append(_Mark.UNSEEN)
-    reader = _Reader(admit, request_id)
-    if not reader.take_changed(_CutGroups(delimiter, pieces, probe_groups[1]), found):
-        return None
-    return reader, dict(zip(fingerprints, cast("list[Stream | None]", found), strict=False))
+    return tuple(publishers)
 
 
-def _cut(body: bytes) -> tuple[bytes, bytes, list[bytes]] | None:
-    """(head, ``{"K":``, the text after each ``{"K":``) for a compact reply, else None."""
+def _text(value: Any, reasons: list[Anomaly]) -> str:
+    if type(value) is str:
+        if len(value) <= MAX_FIELD_CHARS:
+            return value
+        reasons.append(Anomaly.LONG_FIELD)
+        return value[:MAX_FIELD_CHARS]
+    if value is not None:
+        reasons.append(Anomaly.MISTYPED_FIELD)
+    return ""
+
+
+def _publish_time_or_none(value: str) -> float | None:
+    try:
+        return parse_publish_time(value)
+    except ValueError:
+        return None
+
+
+def parse_publish_time(value: object) -> float:
+    """A vendor ``PublishTime`` -> Unix seconds.
+
+    ``"2018-06-29T19:00:00Z"`` is documented; also read: fractions (``.123Z``), explicit
+    offsets (``+08:00``), and a time without a zone (``"2018-06-29 19:00:00"``), which is
+    Beijing time (UTC+8), the vendor's local time. The separators are checked first because
+    ``fromisoformat`` also accepts week dates and compact forms nobody sends.
+
+    Raises:
+        ValueError: any other shape, or an impossible date.
+    """
+    if type(value) is not str or not value.isascii() or not 19 <= len(value) <= 35:
+        raise ValueError("not a date-time string")
+    if value[4] != "-" or value[7] != "-" or value[10] not in "T " or value[13] != ":" or value[16] != ":":
+        raise ValueError("bad separators")
+    if value[-1] in "zZ":
+        value = value[:-1] + "+00:00"
+    moment = datetime.fromisoformat(value)
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=_BEIJING)
+    return moment.astimezone(UTC).timestamp()
+
+
+# -- the reply around the groups ---------------------------------------------------------------
+
+
+class _NotOneGroup(Exception):
+    """A cut of a compact reply that is not exactly one JSON object: parse the reply whole."""
+
+
+def _cut_groups(body: bytes) -> tuple[Sequence[Any], list[int], str] | None:  # noqa: PLR0911
+    """The groups of a compact reply, parsed only when asked for, and their texts' fingerprints.
+
+    The reply is cut before every ``{"K":`` where ``K`` is the first key of the first group (in
+    valid JSON those bytes can only start an object whose first key is ``K``). Each cut but
+    the last must be exactly one JSON object and a comma: proven by ``orjson.loads`` when its
+    text is read (``_NotOneGroup`` otherwise), and before, by the same proof, when its
+    fingerprint is remembered. The last cut (the last group and the rest of the reply) is
+    parsed behind the head with a probe ``{"K":"<random>"},`` in place of all the others: if
+    that document's ``StreamInfoList`` is exactly [probe, X], the cuts sit at element
+    positions of ``StreamInfoList``. Anything else (whitespace, nesting, an error reply):
+    ``None``, and the caller parses the reply whole.
+    """
     marker = body.find(b'"StreamInfoList":[')
     if marker < 0:
         return None
@@ -214,11 +455,25 @@ def _cut(body: bytes) -> tuple[bytes, bytes, list[bytes]] | None:
     pieces = body.split(delimiter)
     if len(pieces[0]) != first:  # the key starts an object before StreamInfoList too
         return None
-    return pieces[0], delimiter, pieces[1:]
+    head, pieces = pieces[0], pieces[1:]
+    nonce = urandom(8).hex()
+    try:
+        probe_text = head + delimiter + b'"' + nonce.encode() + b'"},' + delimiter + pieces[-1]
+        probe, request_id = _groups(probe_text)
+    except PollError:
+        return None
+    key = delimiter[2:-2].decode()
+    if len(probe) != 2 or probe[0] != {key: nonce}:
+        return None
+    # The delimiter is part of each group's text (two replies may start groups with other keys).
+    salt = hash(delimiter)
+    fingerprints = [salt ^ text_hash for text_hash in map(hash, pieces)]
+    fingerprints[-1] = hash(orjson.dumps(probe[1])) if type(probe[1]) is dict else hash(pieces[-1])
+    return _CutGroups(delimiter, pieces, probe[1]), fingerprints, request_id
 
 
 class _CutGroups(Sequence[Any]):
-    """The groups of :func:`_by_text`, parsed only when asked for (only new texts are)."""
+    """The groups of :func:`_cut_groups`, parsed only when asked for (only new texts are)."""
 
     def __init__(self, delimiter: bytes, pieces: list[bytes], last: Any) -> None:
         self._delimiter = delimiter
@@ -231,24 +486,23 @@ class _CutGroups(Sequence[Any]):
     def __getitem__(self, index: Any) -> Any:
         if index == len(self._pieces) - 1:
             return self._last
-        text = self._pieces[index].rstrip(b" \t\r\n")
+        text = self._pieces[index]
         if not text.endswith(b","):
-            raise BadResponse("not one group")  # never shown: the caller falls back
+            raise _NotOneGroup
         try:
             return orjson.loads(self._delimiter + text[:-1])  # trailing bytes fail: one object only
         except orjson.JSONDecodeError:
-            raise BadResponse("not one group") from None
+            raise _NotOneGroup from None
 
 
 def _groups(body: bytes) -> tuple[list[Any], str]:
     """``Response.StreamInfoList`` and ``Response.RequestId``, or the error the reply carries."""
     response = _response(body)
     request_id = response.get("RequestId")
+    request_id = request_id if type(request_id) is str else ""
     error = response.get("Error")
     if error is not None:
         _raise_api_error(error, request_id)
-    if type(request_id) is not str:
-        raise BadResponse("Response.RequestId: missing or not a string")
     try:
         groups = response["StreamInfoList"]
     except KeyError:
@@ -273,253 +527,15 @@ def _response(body: bytes) -> dict[str, Any]:
     return response
 
 
-def _raise_api_error(error: object, request_id: object) -> NoReturn:
-    rid = request_id if type(request_id) is str else ""
+def _raise_api_error(error: object, request_id: str) -> NoReturn:
     if type(error) is not dict:
-        raise BadResponse(f"Response.Error: not an object: {_short(error)}", request_id=rid)
+        raise BadResponse(f"Response.Error: not an object: {_short(error)}", request_id=request_id)
     code = error.get("Code")
     if type(code) is not str or not code:
-        raise BadResponse(f"Response.Error.Code: missing or empty: {_short(code)}", request_id=rid)
+        raise BadResponse(f"Response.Error.Code: missing or empty: {_short(code)}", request_id=request_id)
     message = error.get("Message")
     text = message[:_MAX_VENDOR_MESSAGE] if type(message) is str else ""
-    raise api_error(code, text, request_id=rid)
-
-
-class _Mark(Enum):
-    UNSEEN = "unseen"  # not in the previous reply: to be checked and built
-    DUPLICATE = "duplicate"  # an earlier group had the name: ignored
-
-
-#: What a group became: its Stream, None when ``admit`` rejected it, or a mark.
-_Found = Stream | None | _Mark
-_NAME = attrgetter("name")
-
-
-class _Reader:
-    """One reply's groups: 20,000 of them and twice as many publishers a region.
-
-    Checks are inlined and messages are built only on failure (``_diagnose``), so a healthy
-    reply pays for little more than the objects it produces.
-    """
-
-    __slots__ = ("_admit", "_duplicates", "_request_id", "_streams", "_times")
-
-    def __init__(self, admit: Callable[[str], bool] | None, request_id: str) -> None:
-        self._admit = admit
-        self._request_id = request_id
-        self._streams: dict[str, Stream] = {}
-        self._duplicates: list[str] = []
-        self._times: dict[str, float] = {}  # publishers of one fleet often share a PublishTime
-
-    def take_in_order(self, groups: list[Any], found: list[_Found]) -> None:
-        """Every group in vendor order: the first of a name wins, later copies are only counted.
-
-        ``found`` holds what is already known (a reused Stream, or None for a rejected group)
-        and ``_Mark.UNSEEN`` for what is to be checked; each entry is replaced by the outcome.
-        """
-        streams = self._streams
-        for index, item in enumerate(found):
-            if item is _Mark.UNSEEN:
-                found[index] = self._take(groups[index], index, add=True)
-            elif item is not None and item is not _Mark.DUPLICATE:
-                if item.name in streams:
-                    self._duplicates.append(item.name)
-                    found[index] = _Mark.DUPLICATE
-                else:
-                    streams[item.name] = item
-
-    def take_changed(self, groups: Sequence[Any], found: list[_Found]) -> bool:
-        """Build only the unseen groups, then take every stream in one go.
-
-        The steady-state path: no Python-level step for an unchanged group. On True, every
-        entry of ``found`` is a Stream or None. False (and this reader is spent) when a group
-        was malformed or a name came twice, cases where only :meth:`take_in_order` says
-        exactly what the reply means.
-        """
-        try:
-            for index in [i for i, item in enumerate(found) if item is _Mark.UNSEEN]:
-                found[index] = self._take(groups[index], index, add=False)
-        except BadResponse:
-            return False
-        kept = [item for item in found if isinstance(item, Stream)]
-        self._streams = dict(zip(map(_NAME, kept), kept, strict=True))
-        return len(self._streams) == len(kept)
-
-    def _take(self, group: Any, index: int, *, add: bool) -> Stream | Literal[_Mark.DUPLICATE] | None:
-        """Check and build one group; with ``add``, also keep it unless its name came before."""
-        try:
-            name = group["StreamName"]
-            optimal = group["OptimalEnable"]
-            host_group = group["HostGroupName"]
-            backups = group["BackupList"]
-        except (KeyError, TypeError):
-            raise _diagnose(group, index, self._request_id) from None
-        if type(name) is not str or not name or type(optimal) is not int:
-            raise _diagnose(group, index, self._request_id)
-        if type(host_group) is not str:
-            if host_group is not None:
-                raise _diagnose(group, index, self._request_id)
-            host_group = ""
-        if add and name in self._streams:
-            self._duplicates.append(name)  # keep the first: later copies cannot be told apart safely
-            return _Mark.DUPLICATE
-        if self._admit is not None and not self._admit(name):
-            return None
-        if type(backups) is list:
-            publishers = _publishers(backups, self._times)
-            if publishers is None:
-                raise _diagnose(group, index, self._request_id)
-        elif backups is None:
-            publishers = ()
-        else:
-            raise _diagnose(group, index, self._request_id)
-        stream = Stream(name, host_group, optimal, publishers)
-        if add:
-            self._streams[name] = stream
-        return stream
-
-    def snapshot(
-        self, *, account: str, region: str, taken_at: float, scope: frozenset[str] | None
-    ) -> Snapshot:
-        if self._duplicates:
-            structlog.get_logger().warning(
-                "duplicate_stream_names",
-                account=account,
-                region=region,
-                request_id=self._request_id,
-                count=len(self._duplicates),
-                examples=self._duplicates[:5],
-            )
-        return Snapshot(
-            account=account,
-            region=region,
-            taken_at=taken_at,
-            streams=self._streams,
-            request_id=self._request_id,
-            scope=scope,
-        )
-
-
-def _publishers(backups: list[Any], times: dict[str, float]) -> tuple[Publisher, ...] | None:
-    """One group's BackupList, or None when anything in it is off (the caller explains)."""
-    publishers: list[Publisher] = []
-    for item in backups:
-        try:
-            domain = item["DomainName"]
-            app = item["AppName"]
-            published = item["PublishTime"]
-            sequence = item["UpstreamSequence"]
-            source = item["SourceFrom"]
-            flag = item["MasterFlag"]
-            timestamp = times[published]
-        except KeyError:
-            # A field is missing, or only the PublishTime cache missed; in the latter case
-            # every field above was read in this very iteration.
-            if not item.keys() >= _PUBLISHER_KEYS:
-                return None
-            try:
-                timestamp = parse_publish_time(published)
-            except ValueError:
-                return None
-            times[published] = timestamp
-        except TypeError:
-            return None
-        if type(sequence) is not str or not sequence.isdigit() or not sequence.isascii():
-            if type(sequence) is not int or sequence < 0:
-                return None
-            sequence = str(sequence)
-        if (
-            type(domain) is not str
-            or type(app) is not str
-            or type(source) is not str
-            or type(flag) is not int
-            or flag not in _FLAGS
-        ):
-            return None
-        publishers.append(Publisher(sequence, domain, app, timestamp, source, flag == 1))
-    return tuple(publishers)
-
-
-def _diagnose(group: Any, index: int, request_id: str) -> BadResponse:
-    """Slow path: say which field of which stream broke the shape, without dumping the reply."""
-    where = f"StreamInfoList[{index}]"
-    if type(group) is not dict:
-        return _bad(where, "", f"not an object: {_short(group)}", request_id)
-    name = group.get("StreamName", _MISSING)
-    if type(name) is not str or not name:
-        return _bad(where, "StreamName", _problem(name, "a non-empty string"), request_id)
-    where = f"{where} ({_short(name)})"
-    field, problem = _group_problem(group)
-    return _bad(where, field, problem, request_id)
-
-
-def _group_problem(group: dict[str, Any]) -> tuple[str, str]:
-    optimal = group.get("OptimalEnable", _MISSING)
-    if type(optimal) is not int:
-        return "OptimalEnable", _problem(optimal, "an integer")
-    host_group = group.get("HostGroupName", _MISSING)
-    if host_group is not None and type(host_group) is not str:
-        return "HostGroupName", _problem(host_group, "a string")
-    backups = group.get("BackupList", _MISSING)
-    if backups is not None and type(backups) is not list:
-        return "BackupList", _problem(backups, "a list")
-    for position, item in enumerate(backups or ()):
-        problem = _publisher_problem(item)
-        if problem is not None:
-            return f"BackupList[{position}]{problem[0]}", problem[1]
-    return "", "malformed"  # unreachable while the fast and slow paths agree
-
-
-def _publisher_problem(item: Any) -> tuple[str, str] | None:
-    if type(item) is not dict:
-        return "", f"not an object: {_short(item)}"
-    for field in ("DomainName", "AppName", "SourceFrom"):
-        value = item.get(field, _MISSING)
-        if type(value) is not str:
-            return f".{field}", _problem(value, "a string")
-    sequence = item.get("UpstreamSequence", _MISSING)
-    if not (type(sequence) is str and sequence.isdigit() and sequence.isascii()) and not (
-        type(sequence) is int and sequence >= 0
-    ):
-        return ".UpstreamSequence", _problem(sequence, "a string of digits")
-    flag = item.get("MasterFlag", _MISSING)
-    if type(flag) is not int or flag not in _FLAGS:
-        return ".MasterFlag", _problem(flag, "0 or 1")
-    published = item.get("PublishTime", _MISSING)
-    try:
-        parse_publish_time(published)
-    except ValueError:
-        return ".PublishTime", _problem(published, "'YYYY-MM-DDTHH:MM:SSZ'")
-    return None
-
-
-def parse_publish_time(value: object) -> float:
-    """``"2018-06-29T19:00:00Z"`` (or ``"2018-06-29 19:00:00"``, read as UTC) -> Unix seconds.
-
-    The separators are checked by hand first because ``fromisoformat`` also accepts week
-    dates, offsets and fractions, none of which the vendor documents.
-
-    Raises:
-        ValueError: any other shape, or an impossible date.
-    """
-    if type(value) is not str or not value.isascii():
-        raise ValueError("not an ASCII string")
-    if value[4:5] != "-" or value[7:8] != "-" or value[13:14] != ":" or value[16:17] != ":":
-        raise ValueError("bad separators")
-    if len(value) == 20 and value[10] == "T" and value[19] == "Z":
-        return datetime.fromisoformat(value).timestamp()
-    if len(value) == 19 and value[10] == " ":
-        return datetime.fromisoformat(value).replace(tzinfo=UTC).timestamp()
-    raise ValueError("bad length or separators")
-
-
-def _bad(where: str, field: str, problem: str, request_id: str) -> BadResponse:
-    path = f"{where}: {field}" if field else where
-    return BadResponse(f"{path}: {problem}", request_id=request_id)
-
-
-def _problem(value: object, expected: str) -> str:
-    return "missing" if value is _MISSING else f"want {expected}, got {_short(value)}"
+    raise api_error(code, text, request_id=request_id)
 
 
 def _short(value: object) -> str:
