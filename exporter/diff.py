@@ -24,6 +24,11 @@ Choices the SPEC leaves open, decided here:
 - **A master regained after a masterless spell** is a ``failover`` switchover from the last
   known master whenever the stream had one, even if that same publisher is master again: the
   previous snapshot had no master, so there was nothing to hand over from (SPEC precise rules).
+- **Unknown is neither present nor absent.** A name in ``Snapshot.unknown`` (its group was
+  unusable) keeps its last state and its pending drop count, unconfirmed and unreset; a
+  snapshot with ``judging_absences=False`` (a nameless group was skipped, or the list may be
+  truncated) does the same for every name it does not list. Present streams are compared as
+  usual either way.
 - **Two masters** in one group: ``Stream.master`` takes the first, so a vendor glitch is at
   worst a spurious handover, never a crash. **Zero publishers**: online, masterless.
 - **Event order** is deterministic: by stream name, then :data:`KIND_ORDER`, then sequences.
@@ -178,34 +183,39 @@ class _Builder:
 
     def count_absent(self, confirmations: int) -> None:
         prev = self._prev
-        present = self._snap.streams
-        for name in self._absent_names():
-            count = prev.absent.get(name, 0) + 1
-            if count >= confirmations:
-                self._dropped.add(name)
-                self._event(name, EventKind.STREAM_DROP)
-                if name in prev.last_master:
-                    self._master_map().pop(name, None)
-            else:
-                self._absent[name] = count
-                self._streams[name] = prev.streams[name]
-        # Carry over what this snapshot did not judge: out-of-scope streams and their counts.
-        scope = self._snap.scope
-        if scope is not None:
-            for name, old in prev.streams.items():
-                if name not in scope and name not in present:
-                    self._streams[name] = old
-                    if name in prev.absent:
-                        self._absent[name] = prev.absent[name]
+        snap = self._snap
+        if snap.judging_absences:
+            for name in self._absent_names():
+                count = prev.absent.get(name, 0) + 1
+                if count >= confirmations:
+                    self._dropped.add(name)
+                    self._event(name, EventKind.STREAM_DROP)
+                    if name in prev.last_master:
+                        self._master_map().pop(name, None)
+                else:
+                    self._absent[name] = count
+                    self._streams[name] = prev.streams[name]
+        if snap.scope is None and snap.judging_absences and not snap.unknown:
+            return  # a full list judged every name: nothing left to carry over
+        # Carry over what this snapshot did not judge (out of scope, unknown, or a reply that
+        # judges no absence), with its pending count neither confirmed nor reset.
+        present = snap.streams
+        for name, old in prev.streams.items():
+            if name not in present and name not in self._streams and name not in self._dropped:
+                self._streams[name] = old
+                if name in prev.absent:
+                    self._absent[name] = prev.absent[name]
 
     def _absent_names(self) -> Iterable[str]:
-        """State streams this snapshot looked for and did not find."""
+        """State streams this snapshot looked for and did not find (unknown names excluded)."""
         present = self._snap.streams
         prev_streams = self._prev.streams
         scope = self._snap.scope
+        unknown = self._snap.unknown
         if scope is None:
-            return prev_streams.keys() - present.keys()
-        return [name for name in scope if name in prev_streams and name not in present]
+            absent = prev_streams.keys() - present.keys()
+            return absent - unknown if unknown else absent
+        return [n for n in scope if n in prev_streams and n not in present and n not in unknown]
 
     def result(self) -> DiffResult:
         self._events.sort(key=_event_order)
