@@ -163,9 +163,20 @@ def _check_config(section: Section) -> None:
     if poll is not None and timeout is not None:
         _check_timeout(section, poll, timeout)
     accounts_node = section.nodes.get("accounts")
+    expected = values.get("streams", defaults.streams).expected.names
     for index, account in enumerate(values.get("accounts", ())):
         where = accounts_node.value[index] if isinstance(accounts_node, SequenceNode) else section.node
         _check_budget(section.ctx, account, where, f"accounts[{index}]", poll or defaults.poll_interval)
+        unwatched = sorted(expected - set(account.stream_names)) if account.stream_names else []
+        if unwatched:
+            names_node = next((v for k, v in where.value if k.value == "stream_names"), where)
+            section.ctx.report.warning(
+                names_node,
+                f"accounts[{index}].stream_names",
+                "expected streams not in this watch list are never queried and stay offline here: "
+                + ", ".join(unwatched[:5])
+                + (f" and {len(unwatched) - 5} more" if len(unwatched) > 5 else ""),
+            )
 
 
 def _check_timeout(section: Section, poll: float, timeout: float) -> None:

@@ -244,3 +244,17 @@ class TestBooleans:
     def test_everything_else_is_refused(self, value: str) -> None:
         problems = _problems(f"streams:\n  per_stream_metrics: {value}\n")
         assert len(problems) == 1 and "streams.per_stream_metrics: expected true or false" in problems[0]
+
+
+def test_expected_name_outside_a_watch_list_warns() -> None:
+    text = """streams:
+  expected: [live_a, live_b, {regex: "x_.*"}]
+accounts:
+  - name: watch
+    stream_names: [live_a]
+  - name: full
+"""
+    assert _parse(text).warnings == (
+        "c.yml:5: accounts[0].stream_names: expected streams not in this watch list are never queried "
+        "and stay offline here: live_b",
+    )
