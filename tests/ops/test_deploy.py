@@ -367,20 +367,14 @@ def test_service_and_servicemonitor_agree() -> None:
     assert service["metadata"]["labels"][monitor["spec"]["jobLabel"]] == "tencent-live-exporter"
 
 
-def test_prometheusrule_is_generated_from_the_rule_files() -> None:
-    render = _load_module(K8S / "render_prometheusrule.py", "render_prometheusrule_under_test")
-    assert (K8S / "prometheusrule.yaml").read_text(encoding="utf-8") == render.render()
+def test_prometheusrule_holds_the_rule_files_groups() -> None:
+    """Rendered by deploy/mixin with the same groups as deploy/prometheus (test_mixin checks drift)."""
     rule = _one("PrometheusRule")
-    expected = [g for p in render.RULE_FILES for g in _yaml(p)["groups"]]
+    expected = [
+        g for name in ("alerts.yml", "recording.yml") for g in _yaml(DEPLOY / "prometheus" / name)["groups"]
+    ]
     assert rule["spec"]["groups"] == expected
-
-
-def test_prometheusrule_render_follows_an_edit(tmp_path: Path) -> None:
-    """The renderer reads the rule files: an edited alert shows up in its output."""
-    render = _load_module(K8S / "render_prometheusrule.py", "render_prometheusrule_under_test")
-    edited = tmp_path / "alerts.yml"
-    edited.write_text(ALERTS.read_text(encoding="utf-8").replace("for: 5m", "for: 7m"), encoding="utf-8")
-    assert "for: 7m" in render.render((edited,)) and "for: 7m" not in render.render()
+    assert rule["metadata"]["labels"]["app.kubernetes.io/name"] == "tencent-live-exporter"
 
 
 @pytest.mark.skipif(shutil.which("kubectl") is None, reason="kubectl not installed")

@@ -29,7 +29,10 @@ RECORDING = PROM / "recording.yml"
 RULE_TESTS = sorted((PROM / "tests").glob("*.yml"))
 RUNBOOK = REPO / "docs" / "runbook.md"
 JOB = "tencent-live-exporter"
-RUNBOOK_BASE = "https://github.com/tencent-live-exporter/tencent-live-exporter/blob/main/docs/runbook.md#"
+# The mixin's default runbook_url pattern (deploy/mixin/config.yml): the runbook in this repository.
+RUNBOOK_BASE = "docs/runbook.md#"
+# SPEC section 9 names that the store exports once the config declares expected streams.
+SPEC_ONLY_WHEN_CONFIGURED = {"tencent_live_stream_expected"}
 
 PROMTOOL = shutil.which("promtool") or ("/usr/bin/promtool" if Path("/usr/bin/promtool").exists() else None)
 needs_promtool = pytest.mark.skipif(
@@ -65,7 +68,11 @@ def _exported_names() -> set[str]:
     health.add_rate_limit_wait("a", 0.5)
     health.set_poll_cycle(key, 15)
     health.poll_late(key)
-    names: set[str] = set(ALL_FAMILIES)
+    health.parse_anomalies(key, "duplicate_stream_name", 1)
+    health.credential_refreshed("a", "ok")
+    health.set_credential_expiry("a", 2.0)
+    health.config_reloaded(True, 1.0)
+    names: set[str] = set(ALL_FAMILIES) | SPEC_ONLY_WHEN_CONFIGURED
     for family in text_string_to_metric_families(health.render().decode()):
         names.update(sample.name for sample in family.samples)
     return names
@@ -103,20 +110,34 @@ def test_promtool_check_config() -> None:
 @pytest.mark.parametrize(
     ("old", "new"),
     [
-        # a backup alert that ignores whether the stream is online
+        # a backup alert that also pages for single-encoder channels
         (
-            "tencent_live_stream_publishers < 2\n          and\n          tencent_live_stream_online == 1",
-            "tencent_live_stream_publishers < 2",
+            "\n      and\n      max_over_time(tencent_live_stream_publishers"
+            '{job="tencent-live-exporter"}[1h]) >= 2',
+            "",
         ),
         # a flapping threshold one too high
-        (
-            "increase(tencent_live_stream_switchovers_total[15m]) >= 3",
-            "increase(tencent_live_stream_switchovers_total[15m]) >= 4",
-        ),
+        ("[15m]) >= 3", "[15m]) >= 4"),
         # a shorter `for`
-        ("tencent_live_up == 0\n        for: 10m", "tencent_live_up == 0\n        for: 5m"),
+        (
+            'tencent_live_up{job="tencent-live-exporter"} == 0\n    for: 10m',
+            'tencent_live_up{job="tencent-live-exporter"} == 0\n    for: 5m',
+        ),
+        # "expected but offline" judged per region: a never-seen 0 in another region would page
+        ("max by (account, stream)", "max by (account, region, stream)"),
+        # drops of any stream paging again
+        (
+            "> 0\n    labels:\n      severity: warning\n    annotations:\n      summary: Streams dropped",
+            "> 0\n    labels:\n      severity: critical\n    annotations:\n      summary: Streams dropped",
+        ),
     ],
-    ids=["backup-ignores-online", "flapping-threshold", "polling-down-for"],
+    ids=[
+        "backup-lost-single-encoder",
+        "flapping-threshold",
+        "polling-down-for",
+        "expected-per-region",
+        "drops-page",
+    ],
 )
 def test_unit_tests_catch_a_broken_rule(tmp_path: Path, old: str, new: str) -> None:
     """The unit tests are not vacuous: a plausible mistake in a rule makes them fail."""
@@ -124,6 +145,7 @@ def test_unit_tests_catch_a_broken_rule(tmp_path: Path, old: str, new: str) -> N
     assert old in text
     (tmp_path / "tests").mkdir()
     (tmp_path / "alerts.yml").write_text(text.replace(old, new), encoding="utf-8")
+    assert yaml.safe_load((tmp_path / "alerts.yml").read_text(encoding="utf-8")) != yaml.safe_load(text)
     shutil.copy(PROM / "tests" / "alerts_test.yml", tmp_path / "tests" / "alerts_test.yml")
     result = _promtool("test", "rules", "tests/alerts_test.yml", cwd=tmp_path)
     assert result.returncode != 0

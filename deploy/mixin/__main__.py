@@ -1,0 +1,9 @@
+"""``python -m deploy.mixin``: render (or check) every rule and dashboard file."""
+
+from __future__ import annotations
+
+import sys
+
+from .render import main
+
+sys.exit(main())
