@@ -148,10 +148,11 @@ async def stack(
         web.start()
         s = Stack(runner=runner, store=store, health=health, events=events, web=web, clock=clock)
         try:
+            await pipeline.open()  # credentials first, as the daemon does
             await runner.restore()
             yield s
         finally:
-            await runner.stop()
+            await pipeline.stop()
             web.stop()
             s.http.close()
 

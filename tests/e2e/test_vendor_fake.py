@@ -117,5 +117,5 @@ def test_script_modes(fake: VendorFake) -> None:
     shanghai = _sdk(fake, "ap-shanghai")
     assert len(_call(shanghai).StreamInfoList) == 1
     assert len(_call(shanghai).StreamInfoList) == 1
-    fake.advance("ap-shanghai")
+    fake.goto("ap-shanghai", 1)
     assert _call(shanghai).StreamInfoList == []

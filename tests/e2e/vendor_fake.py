@@ -30,10 +30,9 @@ import threading
 import time
 import uuid
 from collections import Counter
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from email.message import Message
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from types import TracebackType
 
@@ -135,7 +134,6 @@ class Record:
     region: str
     stream_name: str | None
     code: str  # "OK" or the error code answered
-    step: int | None  # script index served, None when rejected before the script
 
 
 def max_in_window(times: Iterable[float], window: float = 1.0) -> int:
@@ -168,7 +166,7 @@ def expected_signature(
     """The signature the vendor computes for a request, per the v3 documentation.
 
     Args:
-        headers: the request's headers, any case (looked up by lower-case name).
+        headers: the request's headers, any case.
         signed_headers: lower-case names from the Authorization header, in its order.
     """
     lower = {k.lower(): v for k, v in headers.items()}
@@ -242,7 +240,7 @@ class VendorFake:
             def do_POST(self) -> None:
                 length = int(self.headers.get("Content-Length") or 0)
                 payload = self.rfile.read(length)
-                body = fake._handle(_Headers(self.headers), payload)
+                body = fake._handle({k.lower(): v for k, v in self.headers.items()}, payload)
                 self.send_response(200)
                 self.send_header("Content-Type", "application/json")
                 self.send_header("Content-Length", str(len(body)))
@@ -303,17 +301,6 @@ class VendorFake:
                 raise IndexError(index)
             script.cursor = index
 
-    def advance(self, region: str) -> int:
-        """Move the region's cursor to the next step (manual mode); returns the new index."""
-        with self._lock:
-            script = self._scripts[region]
-            script.cursor = min(script.cursor + 1, len(script.steps) - 1)
-            return script.cursor
-
-    def cursor(self, region: str) -> int:
-        with self._lock:
-            return self._scripts[region].cursor
-
     def served(self, region: str, index: int) -> int:
         """How many requests were answered with step ``index`` of the region's script."""
         with self._lock:
@@ -354,7 +341,7 @@ class VendorFake:
         arrived = time.monotonic()
         request_id = str(uuid.uuid4())
         secret_id = ""
-        region = headers.get("X-TC-Region", "")
+        region = headers.get("x-tc-region", "")
         stream_name: str | None = None
         try:
             secret_id = self._authenticate(headers, payload)
@@ -365,7 +352,7 @@ class VendorFake:
                 raise _Reject("RequestLimitExceeded", "Your current request times equals to `21` in a second")
             stream_name = self._check_request(headers, payload)
         except _Reject as reject:
-            self._record(Record(arrived, secret_id, region, stream_name, reject.code, None))
+            self._record(Record(arrived, secret_id, region, stream_name, reject.code))
             return _error(reject.code, reject.message, request_id)
         with self._lock:
             script = self._scripts.get(region)
@@ -379,9 +366,9 @@ class VendorFake:
                 if script.mode == "request":
                     script.cursor = min(index + 1, len(script.steps) - 1)
         if isinstance(step, Fault):
-            self._record(Record(arrived, secret_id, region, stream_name, step.code, index))
+            self._record(Record(arrived, secret_id, region, stream_name, step.code))
             return _error(step.code, step.message, request_id)
-        self._record(Record(arrived, secret_id, region, stream_name, "OK", index))
+        self._record(Record(arrived, secret_id, region, stream_name, "OK"))
         response = {"Response": {"StreamInfoList": step.to_json(stream_name), "RequestId": request_id}}
         return json.dumps(response, ensure_ascii=False).encode("utf-8")
 
@@ -392,7 +379,7 @@ class VendorFake:
 
     def _authenticate(self, headers: Mapping[str, str], payload: bytes) -> str:
         """Return the caller's SecretId, or raise the vendor's AuthFailure."""
-        auth = headers.get("Authorization", "")
+        auth = headers.get("authorization", "")
         algorithm, _, rest = auth.partition(" ")
         if algorithm != _ALGORITHM:
             raise _Reject("AuthFailure.InvalidAuthorization", "Authorization header is not TC3-HMAC-SHA256")
@@ -412,7 +399,7 @@ class VendorFake:
         secret_id, date, service, _ = scope
         if secret_id not in self._keys:
             raise _Reject("AuthFailure.SecretIdNotFound", "The SecretId is not found")
-        stamp = headers.get("X-TC-Timestamp", "")
+        stamp = headers.get("x-tc-timestamp", "")
         if not stamp.isdigit():
             raise _Reject("MissingParameter", "X-TC-Timestamp is missing or not an integer")
         timestamp = int(stamp)
@@ -421,7 +408,7 @@ class VendorFake:
         if date != datetime.fromtimestamp(timestamp, UTC).strftime("%Y-%m-%d") or service != SERVICE:
             raise _Reject("AuthFailure.SignatureFailure", "credential scope does not match the request")
         signed_headers = signed.split(";")
-        present = {k.lower() for k in headers}
+        present = set(headers)
         if (
             "content-type" not in signed_headers
             or "host" not in signed_headers
@@ -440,18 +427,18 @@ class VendorFake:
         if not hmac.compare_digest(want, signature):
             raise _Reject("AuthFailure.SignatureFailure", "The provided credentials could not be validated")
         token = self._tokens.get(secret_id)
-        if token is not None and not hmac.compare_digest(token, headers.get("X-TC-Token", "")):
+        if token is not None and not hmac.compare_digest(token, headers.get("x-tc-token", "")):
             raise _Reject("AuthFailure.TokenFailure", "The token is invalid or expired")
         return secret_id
 
     def _check_request(self, headers: Mapping[str, str], payload: bytes) -> str | None:
-        if headers.get("X-TC-Action") != ACTION:
-            raise _Reject("InvalidAction", f"action {headers.get('X-TC-Action')!r} not found")
-        if headers.get("X-TC-Version") != VERSION:
-            raise _Reject("NoSuchVersion", f"version {headers.get('X-TC-Version')!r} not supported")
-        if headers.get("X-TC-Region") not in REGIONS:
-            raise _Reject("UnsupportedRegion", f"region {headers.get('X-TC-Region')!r} not supported")
-        if not headers.get("Content-Type", "").startswith("application/json"):
+        if headers.get("x-tc-action") != ACTION:
+            raise _Reject("InvalidAction", f"action {headers.get('x-tc-action')!r} not found")
+        if headers.get("x-tc-version") != VERSION:
+            raise _Reject("NoSuchVersion", f"version {headers.get('x-tc-version')!r} not supported")
+        if headers.get("x-tc-region") not in REGIONS:
+            raise _Reject("UnsupportedRegion", f"region {headers.get('x-tc-region')!r} not supported")
+        if not headers.get("content-type", "").startswith("application/json"):
             raise _Reject("InvalidParameter", "Content-Type must be application/json")
         try:
             body = json.loads(payload or b"{}")
@@ -463,26 +450,6 @@ class VendorFake:
         if name is not None and not isinstance(name, str):
             raise _Reject("InvalidParameterValue", "StreamName must be a string")
         return name or None
-
-    def requests_for(self, secret_id: str) -> Iterator[Record]:
-        with self._lock:
-            yield from [r for r in self.records if r.secret_id == secret_id]
-
-
-class _Headers(Mapping[str, str]):
-    """Case-insensitive read-only view of the request headers (the email.Message the stdlib gives)."""
-
-    def __init__(self, message: Message) -> None:
-        self._items = {k.lower(): (k, v) for k, v in message.items()}
-
-    def __getitem__(self, key: str) -> str:
-        return self._items[key.lower()][1]
-
-    def __iter__(self) -> Iterator[str]:
-        return (original for original, _ in self._items.values())
-
-    def __len__(self) -> int:
-        return len(self._items)
 
 
 def _error(code: str, message: str, request_id: str) -> bytes:
