@@ -22,7 +22,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import socket
 import ssl
+import struct
 from collections.abc import Awaitable, Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from email.utils import formatdate
@@ -36,6 +38,7 @@ from .http1 import BadRequest, Request, parse_head, read_head
 from .tls import TLSSettings
 
 __all__ = [
+    "DEFAULT_MAX_CONNECTIONS",
     "Body",
     "Counters",
     "Limits",
@@ -45,6 +48,7 @@ __all__ = [
 ]
 
 _log = structlog.get_logger("exporter.web")
+DEFAULT_MAX_CONNECTIONS = 2048  # idle ones cost a few KB each; leaves room above an attack of ~1,200
 _SMALL = 16 * 1024  # below this, head and body leave in a single write
 
 
@@ -52,7 +56,7 @@ _SMALL = 16 * 1024  # below this, head and body leave in a single write
 class Limits:
     """Bounds on what one client can hold (see the module docstring); tests scale them down."""
 
-    max_connections: int = 2048
+    max_connections: int = DEFAULT_MAX_CONNECTIONS
     handshake_timeout: float = 10.0
     head_timeout: float = 10.0
     idle_timeout: float = 60.0
@@ -135,10 +139,20 @@ async def serve_connection(
         _log.debug("web_connection_error", client=peer, reason=type(exc).__name__)
     finally:
         counters.open -= 1
-        if writer.transport.get_write_buffer_size():
-            writer.transport.abort()  # a stalled reader: drop its buffer now, not after a FIN dance
+        if conn.timed_out or writer.transport.get_write_buffer_size():
+            _reset(writer)
         else:
             writer.close()
+
+
+def _reset(writer: asyncio.StreamWriter) -> None:
+    """Abort with a TCP reset: a stalled reader's data goes now, from our buffers and the
+    kernel's (a plain close would keep sending the kernel's few megabytes to it)."""
+    sock = writer.get_extra_info("socket")
+    if sock is not None:
+        with contextlib.suppress(OSError):
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+    writer.transport.abort()
 
 
 def _san_allowed(cert: Mapping[str, object], allowed: frozenset[str]) -> bool:
@@ -175,6 +189,7 @@ class _Connection:
         self.limits = limits
         self.counters = counters
         self.common_headers = common_headers
+        self.timed_out = False
 
     async def handshake(self, tls: TLSSettings, peer: str) -> bool:
         writer = self.writer
@@ -235,6 +250,7 @@ class _Connection:
             async with asyncio.timeout(limits.write_timeout):
                 await self.send(request, response, keep=keep)
         except TimeoutError:
+            self.timed_out = True
             self.counters.timeouts["write"] += 1
             _log.debug("web_write_timeout", client=str(self.writer.get_extra_info("peername")))
             return False
