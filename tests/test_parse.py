@@ -728,7 +728,12 @@ _GROUP_VARIANTS = [
     # An object nested in a group that starts like a group: cutting the reply text there fails.
     {**_stream_group("e"), "VendorExtra": {"StreamName": "x", "OptimalEnable": 1}},
     {"OptimalEnable": 1, "StreamName": "f", "HostGroupName": "", "BackupList": []},  # other key order
-    _stream_group("a", flag=7),  # invalid
+    _stream_group("a", flag=7),  # odd: not master
+    _stream_group("a", sequence="5"),  # a duplicate that wins by its lower master sequence
+    None,  # nameless: absences judge nothing
+    _stream_group("n" * 81),  # over the name limit: unknown
+    {**_stream_group("g"), "BackupList": {}},  # malformed: unknown
+    {**_stream_group("h"), "BackupList": ["x", {"UpstreamSequence": "12", "MasterFlag": 1}]},
 ]
 
 # How the reply is spelled: compact (the steady-state text path), spaced, pretty (parsed whole).
@@ -751,7 +756,11 @@ def _outcome(parse: Callable[[], Any]) -> Any:
         snapshot = parse()
     except PollError as exc:
         return ("error", type(exc).__name__, str(exc))
-    return ("ok", snapshot.request_id, list(snapshot.streams.items()))
+    return ("ok", snapshot.request_id, list(snapshot.streams.items()), *_judgement(snapshot))
+
+
+def _judgement(snapshot: Any) -> tuple[Any, ...]:
+    return (dict(snapshot.anomalies), snapshot.unknown, snapshot.judging_absences)
 
 
 class TestCachedParseProperties:
@@ -785,7 +794,12 @@ class TestCachedParseProperties:
             except PollError as exc:
                 assert expected == ("error", type(exc).__name__, str(exc))
                 continue  # the caller keeps its previous cache
-            assert expected == ("ok", snapshot.request_id, list(snapshot.streams.items()))
+            assert expected == (
+                "ok",
+                snapshot.request_id,
+                list(snapshot.streams.items()),
+                *_judgement(snapshot),
+            )
             cache = new_cache
 
 
