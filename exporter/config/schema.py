@@ -127,10 +127,6 @@ def _check_streams(section: Section) -> None:
             )
 
 
-def _accounts(node: Node, path: str, ctx: Context) -> tuple[AccountConfig, ...]:
-    return read_accounts(node, path, ctx)
-
-
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Config:
     """The whole validated configuration; ``warnings`` are legal-but-suspicious settings to log."""
@@ -145,7 +141,7 @@ class Config:
     streams: StreamFilter = field(
         default_factory=StreamFilter, metadata=key(model(StreamFilter, check=_check_streams))
     )
-    accounts: tuple[AccountConfig, ...] = field(default=(), metadata=key(_accounts))
+    accounts: tuple[AccountConfig, ...] = field(default=(), metadata=key(read_accounts))
     warnings: tuple[str, ...] = field(default=(), compare=False, repr=False)
 
 
