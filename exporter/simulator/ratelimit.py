@@ -9,6 +9,7 @@ makes the limiter refuse also passes the log check, and the other way round.
 
 from __future__ import annotations
 
+import math
 import threading
 from collections import deque
 from collections.abc import Iterable
@@ -63,16 +64,14 @@ def max_requests_in_window(
 ) -> int:
     """Most arrivals from ``secret_id`` (all regions, all outcomes) within any ``window``.
 
-    Two arrivals are in one window when they are less than ``window`` apart.
+    Two arrivals are in one window when they are less than ``window`` apart. Measured by
+    replaying the arrivals through the limiter with no limit, so the check and the limiter
+    cannot disagree about what a window is.
     """
     records = log.records() if isinstance(log, RequestLog) else log
+    replay = SlidingWindowLimiter(window)
     times = sorted(r.arrival for r in records if r.secret_id == secret_id)
-    best = start = 0
-    for end, arrival in enumerate(times):
-        while arrival - times[start] >= window:
-            start += 1
-        best = max(best, end - start + 1)
-    return best
+    return max((replay.admit(secret_id, t, math.inf)[1] for t in times), default=0)
 
 
 class SlidingWindowLimiter:
