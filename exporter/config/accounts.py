@@ -248,19 +248,27 @@ def _check_names(node: SequenceNode, path: str, ctx: Context) -> None:
             first[name] = line
 
 
+def _identity(settings: CredentialSettings) -> tuple[str, object]:
+    """What decides the SecretId an account will sign with, as far as the config tells."""
+    if settings.secret_id is not None:
+        return "the same secret_id", settings.secret_id
+    if settings.secret_id_file is not None:
+        return "the same secret_id_file", settings.secret_id_file
+    # No key in the config: equal settings find the same credentials (environment, profile, role).
+    return "the same credential settings", settings
+
+
 def _warn_shared_budget(accounts: list[tuple[AccountConfig, Node]], path: str, ctx: Context) -> None:
     """The vendor counts requests per SecretId: two accounts sharing one also share its budget."""
-    seen: dict[tuple[str, str], AccountConfig] = {}
+    seen: dict[tuple[str, object, str], AccountConfig] = {}
     for index, (account, node) in enumerate(accounts):
-        secret_id = account.credentials.secret_id
-        if secret_id is None:
-            continue
-        other = seen.setdefault((secret_id, account.endpoint), account)
+        what, identity = _identity(account.credentials)
+        other = seen.setdefault((what, identity, account.endpoint), account)
         if other is not account:
             ctx.report.warning(
                 node,
                 f"{path}[{index}]",
-                f'accounts "{other.name}" and "{account.name}" use the same secret_id and endpoint: '
+                f'accounts "{other.name}" and "{account.name}" use {what} and endpoint: '
                 f"the vendor counts one request budget for both, so rate_limit {other.rate_limit:g} + "
                 f"{account.rate_limit:g} may be throttled",
             )

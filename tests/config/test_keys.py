@@ -252,9 +252,41 @@ def test_expected_name_outside_a_watch_list_warns() -> None:
 accounts:
   - name: watch
     stream_names: [live_a]
+    credential_source: env
   - name: full
 """
     assert _parse(text).warnings == (
         "c.yml:5: accounts[0].stream_names: expected streams not in this watch list are never queried "
         "and stay offline here: live_b",
     )
+
+
+@pytest.mark.parametrize(
+    ("keys", "what"),
+    [
+        ("secret_id_file: id\n    secret_key_file: key", "the same secret_id_file"),
+        ("credential_source: cvm_role", "the same credential settings"),
+        ("credential_source: profile\n    profile: live", "the same credential settings"),
+    ],
+)
+def test_shared_budget_without_inline_secret_id(tmp_path: Path, keys: str, what: str) -> None:
+    (tmp_path / "id").write_text("AKIDfile\n")
+    (tmp_path / "key").write_text("file-Key-0123456789\n")
+    text = f"accounts:\n  - name: a\n    {keys}\n  - name: b\n    {keys}\n"
+    (warning,) = _parse(text, base_dir=tmp_path).warnings
+    line = 4 + keys.count("\n")
+    assert warning.startswith(f'c.yml:{line}: accounts[1]: accounts "a" and "b" use {what} and endpoint'), (
+        warning
+    )
+
+
+def test_different_roles_are_different_budgets() -> None:
+    text = """accounts:
+  - name: a
+    credential_source: cvm_role
+    role_arn: qcs::cam::uin/1:roleName/a
+  - name: b
+    credential_source: cvm_role
+    role_arn: qcs::cam::uin/1:roleName/b
+"""
+    assert _parse(text).warnings == ()
