@@ -16,13 +16,11 @@ import platform
 import secrets
 import signal
 import sys
-import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TextIO
 
-import httpx
 import structlog
 
 from exporter import __version__
@@ -34,21 +32,21 @@ from exporter.config import (
     load_config,
     parse_config,
 )
-from exporter.credentials import Credential, Secret, StaticCredentials, resolve_credential
-from exporter.events import EventLog
+from exporter.credentials import Credential, CredentialError, Secret
 from exporter.logs import FORMATS, LEVELS, configure_logging
-from exporter.metrics import HealthMetrics, MetricStore, metrics_source
-from exporter.scheduler.runner import RetryPolicy, Runner
+from exporter.pipeline import Pipeline, build_pipeline, http_limits
 from exporter.simulator import Account as SimAccount
 from exporter.simulator import SimulatorServer, World
-from exporter.tencent.client import TencentClient
-from exporter.web.landing import LandingConfig
-from exporter.web.server import WebServer, WebSources
+from exporter.web.connection import DEFAULT_MAX_CONNECTIONS
+from exporter.web.landing import LandingConfig, operator_links
+from exporter.web.listeners import systemd_listeners
+from exporter.web.server import Limits, WebServer
 from exporter.web.webconfig import WebConfig, WebConfigError, load_web_config
 
 __all__ = [
     "Flags",
     "Pipeline",
+    "Reloader",
     "build_pipeline",
     "check_config",
     "http_limits",
@@ -90,13 +88,19 @@ class Flags:
     """The parsed command line, by SPEC section 3 name."""
 
     config_file: Path | None
-    listen_address: str
+    listen_address: str  # the first --web.listen-address
     telemetry_path: str
     web_config_file: Path | None
     log_level: str
     log_format: str
     demo: bool
     check_config: bool
+    listen_addresses: tuple[str, ...] = (":9877",)  # every --web.listen-address, in order
+    systemd_socket: bool = False
+    enable_lifecycle: bool = False
+    max_connections: int = DEFAULT_MAX_CONNECTIONS
+    runbook_url: str | None = None
+    dashboards_url: str | None = None
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -111,10 +115,32 @@ def _parser() -> argparse.ArgumentParser:
     add(
         "--web.listen-address",
         dest="listen_address",
-        default=":9877",
+        action="append",
         metavar="HOST:PORT",
-        help="Address to serve /metrics and the landing page on. (default: %(default)s)",
+        help="Address to serve /metrics and the landing page on; repeatable. (default: :9877)",
     )
+    add(
+        "--web.systemd-socket",
+        dest="systemd_socket",
+        action="store_true",
+        help="Use systemd socket activation listeners instead of port listeners (Linux only).",
+    )
+    add(
+        "--web.enable-lifecycle",
+        dest="enable_lifecycle",
+        action="store_true",
+        help="Enable reload via HTTP request (POST /-/reload).",
+    )
+    add(
+        "--web.max-connections",
+        dest="max_connections",
+        type=int,
+        default=DEFAULT_MAX_CONNECTIONS,
+        metavar="N",
+        help="Client connections served at once; more are refused at once. (default: %(default)s)",
+    )
+    add("--web.runbook-url", dest="runbook_url", metavar="URL", help="Runbook link for the landing page.")
+    add("--web.dashboards-url", dest="dashboards_url", metavar="URL", help="Dashboards link for the landing.")
     add(
         "--web.telemetry-path",
         dest="telemetry_path",
@@ -163,9 +189,22 @@ def parse_flags(argv: Sequence[str] | None = None) -> Flags | str:
         return version_text()
     if not ns.telemetry_path.startswith("/"):
         _parser().error(f"--web.telemetry-path must start with '/': {ns.telemetry_path!r}")
+    listen = tuple(ns.listen_address or (":9877",))
+    try:
+        operator_links(runbook_url=ns.runbook_url, dashboards_url=ns.dashboards_url)
+    except ValueError as exc:
+        _parser().error(str(exc))
+    if ns.max_connections < 1:
+        _parser().error("--web.max-connections must be at least 1")
     return Flags(
         config_file=ns.config_file,
-        listen_address=ns.listen_address,
+        listen_address=listen[0],
+        listen_addresses=listen,
+        systemd_socket=ns.systemd_socket,
+        enable_lifecycle=ns.enable_lifecycle,
+        max_connections=ns.max_connections,
+        runbook_url=ns.runbook_url,
+        dashboards_url=ns.dashboards_url,
         telemetry_path=ns.telemetry_path,
         web_config_file=ns.web_config_file,
         log_level=ns.log_level,
@@ -287,131 +326,133 @@ def _start_demo() -> tuple[SimulatorServer, Config]:
     return server, demo_config(server.url, credential)
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
-class Pipeline:
-    """The polling half of the daemon: what the runner writes and the web layer reads."""
+class Reloader:
+    """SIGHUP and ``POST /-/reload``: parse everything first, then swap; a bad file changes nothing.
 
-    store: MetricStore
-    health: HealthMetrics
-    events: EventLog
-    runner: Runner
-
-    def web_sources(self) -> WebSources:
-        return WebSources(
-            metrics=metrics_source(self.store, self.health),
-            events=self.events.recent,
-            ready=self.health.all_polled,
-            statuses=self.health.statuses,
-        )
-
-
-def http_limits(config: Config) -> httpx.Limits:
-    """Keep-alive for a whole second's worth of requests.
-
-    A budget burst must not pay new TCP/TLS handshakes, which also skew arrival times
-    against the sliding window the vendor counts.
+    As blackbox_exporter's ``ReloadConfig``: the new config file and web config are parsed in
+    full before anything changes; an invalid one is logged, sets
+    ``tencent_live_config_last_reload_successful`` to 0 and leaves everything as it was.
+    Reloads are serialised; ``reload_blocking`` is the thread-safe entry the web server calls.
     """
-    burst = int(sum(account.rate_limit for account in config.accounts)) + 8
-    return httpx.Limits(max_connections=burst, max_keepalive_connections=burst)
+
+    def __init__(self, flags: Flags, pipeline: Pipeline, *, demo: bool) -> None:
+        self._flags = flags
+        self._pipeline = pipeline
+        self._demo = demo
+        self._lock = asyncio.Lock()
+        self._loop = asyncio.get_running_loop()
+        self._log = structlog.get_logger("exporter")
+        self.web: WebServer | None = None
+
+    async def reload(self, *, reread_credentials: bool = False) -> bool:
+        """Reload config and web config; True when both were valid and are now in force."""
+        async with self._lock:
+            health = self._pipeline.health
+            try:
+                config = None if self._demo else _load_daemon_config(self._flags)
+                path = self._flags.web_config_file
+                web_config = load_web_config(path) if path is not None else None
+            except (ConfigError, WebConfigError) as exc:
+                self._log.error("reload_failed", reason=str(exc), kept="the configuration in force")
+                health.config_reloaded(False)
+                return False
+            summary: dict[str, int] = {}
+            if config is not None:
+                try:
+                    summary = await self._pipeline.reload(config)
+                except CredentialError as exc:
+                    self._log.error("reload_failed", reason=str(exc), kept="the configuration in force")
+                    health.config_reloaded(False)
+                    return False
+                for warning in config.warnings:
+                    self._log.warning("config_warning", detail=warning)
+            if web_config is not None and self.web is not None:
+                self.web.reload_web_config(web_config)
+            if reread_credentials:
+                await self._pipeline.reread_credentials()
+            health.config_reloaded(True)
+            self._log.info("config_reloaded", **{f"regions_{k}": v for k, v in summary.items()})
+            return True
+
+    def reload_blocking(self, timeout: float = 60.0) -> bool:
+        """For a thread other than the event loop's (the web server's workers)."""
+        future = asyncio.run_coroutine_threadsafe(self.reload(), self._loop)
+        return future.result(timeout=timeout)
+
+    def on_sighup(self) -> None:
+        task = self._loop.create_task(self.reload(reread_credentials=True))
+        _BACKGROUND.add(task)
+        task.add_done_callback(_BACKGROUND.discard)
 
 
-def build_pipeline(
-    config: Config,
-    http: httpx.AsyncClient,
-    *,
-    clock: Callable[[], float] = time.time,
-    retry: RetryPolicy | None = None,
-) -> Pipeline:
-    """Store, health, event log, one client per account and the runner, wired as the daemon does."""
-    store = MetricStore(
-        per_stream_metrics=config.streams.per_stream_metrics,
-        max_per_region=config.streams.max_per_region,
-        retention=config.stream_retention,
-    )
-    health = HealthMetrics(__version__, clock=clock)
-    events = EventLog()
-    clients = {
-        account.name: TencentClient(
-            http,
-            endpoint=account.endpoint,
-            credentials=StaticCredentials(resolve_credential(account.credentials, os.environ)),
-            timeout=config.request_timeout,
-        )
-        for account in config.accounts
-    }
-    runner = Runner(
-        config, clients=clients, store=store, health=health, events=events, clock=clock, retry=retry
-    )
-    return Pipeline(store=store, health=health, events=events, runner=runner)
+_BACKGROUND: set[asyncio.Task[bool]] = set()
 
 
 async def _serve(
     flags: Flags, config: Config, web_config: WebConfig | None, *, demo: SimulatorServer | None
 ) -> int:
     log = structlog.get_logger("exporter")
-    async with httpx.AsyncClient(limits=http_limits(config), trust_env=False) as http:
-        pipeline = build_pipeline(config, http)
-        runner = pipeline.runner
+    pipeline = build_pipeline(config)
+    reloader = Reloader(flags, pipeline, demo=demo is not None)
+    try:
+        await pipeline.open()
+    except CredentialError as exc:
+        log.error("startup_failed", reason=str(exc))
+        await pipeline.stop()
+        return 1
+    links = operator_links(runbook_url=flags.runbook_url, dashboards_url=flags.dashboards_url)
+    try:
         web = WebServer(
-            flags.listen_address,
+            () if flags.systemd_socket else flags.listen_addresses,
+            inherited_sockets=systemd_listeners() if flags.systemd_socket else (),
             telemetry_path=flags.telemetry_path,
             sources=pipeline.web_sources(),
-            landing=LandingConfig(version=__version__),
+            landing=LandingConfig(version=__version__, demo=demo is not None, links=links),
             web_config=web_config,
+            reload=reloader.reload_blocking if flags.enable_lifecycle else None,
+            limits=Limits(max_connections=flags.max_connections),
         )
-        try:
-            web.start()
-        except OSError as exc:
-            log.error(
-                "startup_failed", reason=f"cannot listen on {flags.listen_address}: {exc.strerror or exc}"
-            )
-            return 1
+        reloader.web = web
+        web.start()
+    except (OSError, ValueError) as exc:
+        where = "systemd sockets" if flags.systemd_socket else " ".join(flags.listen_addresses)
+        cause = exc.strerror if isinstance(exc, OSError) and exc.strerror else exc
+        reason = str(exc) if isinstance(exc, ValueError) else f"cannot listen on {where}: {cause}"
+        log.error("startup_failed", reason=reason)
+        await pipeline.stop()
+        return 1
+    log.info(
+        "starting",
+        version=__version__,
+        listen=list(web.urls),
+        telemetry_path=flags.telemetry_path,
+        tls=bool(web_config and web_config.tls),
+        basic_auth=bool(web_config and web_config.users),
+        config=describe_config(config),
+        state_file=str(config.state_file) if config.state_file else None,
+    )
+    if demo is not None:
         log.info(
-            "starting",
-            version=__version__,
-            listen=flags.listen_address,
-            telemetry_path=flags.telemetry_path,
-            tls=bool(web_config and web_config.tls),
-            basic_auth=bool(web_config and web_config.users),
-            config=describe_config(config),
-            state_file=str(config.state_file) if config.state_file else None,
+            "demo_running",
+            simulator=demo.url,
+            metrics=f"{web.url}{flags.telemetry_path}",
+            events=f"{web.url}/events",
+            landing=f"{web.url}/",
+            hint="the simulated fleet changes every few seconds; watch switchovers and drops appear",
         )
-        if demo is not None:
-            log.info(
-                "demo_running",
-                simulator=demo.url,
-                metrics=f"{web.url}{flags.telemetry_path}",
-                events=f"{web.url}/events",
-                landing=f"{web.url}/",
-                hint="the simulated fleet changes every few seconds; watch switchovers and drops appear",
-            )
-        stop = asyncio.Event()
-        loop = asyncio.get_running_loop()
-        for sig in (signal.SIGTERM, signal.SIGINT):
-            with contextlib.suppress(NotImplementedError):
-                loop.add_signal_handler(sig, stop.set)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
         with contextlib.suppress(NotImplementedError):
-            loop.add_signal_handler(signal.SIGHUP, _reload_web_config, flags, web)
-        try:
-            await runner.start()
-            await stop.wait()
-            log.info("stopping", reason="signal")
-        finally:
-            await runner.stop()
-            web.stop()
+            loop.add_signal_handler(sig, stop.set)
+    with contextlib.suppress(NotImplementedError):
+        loop.add_signal_handler(signal.SIGHUP, reloader.on_sighup)
+    try:
+        await pipeline.runner.start()
+        await stop.wait()
+        log.info("stopping", reason="signal")
+    finally:
+        await pipeline.stop()
+        web.stop()
     log.info("stopped")
     return 0
-
-
-def _reload_web_config(flags: Flags, web: WebServer) -> None:
-    """SIGHUP: re-read --web.config.file; a bad file keeps the one in force."""
-    log = structlog.get_logger("exporter")
-    if flags.web_config_file is None:
-        log.info("reload_skipped", reason="no --web.config.file")
-        return
-    try:
-        web.reload_web_config(load_web_config(flags.web_config_file))
-    except WebConfigError as exc:
-        log.error("web_config_reload_failed", reason=str(exc))
-    else:
-        log.info("web_config_reloaded", file=str(flags.web_config_file))

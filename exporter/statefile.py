@@ -22,12 +22,20 @@ exported, handed back as is.
 A write is atomic (temp file in the same directory, fsync, ``os.replace``, fsync of the
 directory): a crash leaves the old file or the new one, never half of one. A file that is
 not ours, or no longer parses, is moved aside (``<path>.corrupt-<unixtime>``), never
-overwritten, and :class:`StateFileError` says so; the caller logs it and starts fresh.
+overwritten, and :class:`StateFileError` says so; the caller logs it and starts fresh. Any
+content that fails validation at any depth counts as not parsing: a crash loop on restart
+would be worse than a lost history. The counters are the store's to validate; when it
+rejects them the caller moves the file aside with :func:`quarantine`.
+
+Two exporters must not share one state file (each would overwrite the other's history): a
+:class:`StateLock` takes ``flock`` on a sidecar ``<path>.lock`` for the process's lifetime;
+the second exporter is told who holds it and runs without persistence.
 """
 
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import gc
 import os
 import tempfile
@@ -42,7 +50,16 @@ import orjson
 from .diff import RegionState
 from .model import Publisher, RegionKey, Stream
 
-__all__ = ["FORMAT", "VERSION", "SavedState", "StateFileError", "load_state", "save_state"]
+__all__ = [
+    "FORMAT",
+    "VERSION",
+    "SavedState",
+    "StateFileError",
+    "StateLock",
+    "load_state",
+    "quarantine",
+    "save_state",
+]
 
 FORMAT = "tencent-live-exporter-state"
 VERSION = 1
@@ -177,8 +194,69 @@ def load_state(path: Path, *, clock: Callable[[], float] = time.time) -> SavedSt
         with _gc_paused():
             return _parse(raw)
     except (_Corrupt, orjson.JSONDecodeError) as exc:
-        aside = _move_aside(path, clock)
-        raise StateFileError(f"state file {path} is unusable ({exc}); {aside}; starting fresh") from exc
+        reason = str(exc)
+    except (TypeError, ValueError, KeyError, AttributeError, RecursionError) as exc:
+        # A shape the checks above did not foresee: still not ours to trust.
+        reason = f"unexpected content: {type(exc).__name__}"
+    aside = _move_aside(path, clock)
+    raise StateFileError(f"state file {path} is unusable ({reason}); {aside}; starting fresh")
+
+
+def quarantine(path: Path, *, clock: Callable[[], float] = time.time) -> str:
+    """Move a state file whose content was rejected elsewhere (the counters) aside; says where."""
+    return _move_aside(path, clock)
+
+
+class StateLock:
+    """An exclusive ``flock`` on ``<path>.lock``, held while the exporter runs.
+
+    ``flock`` dies with the process (no stale lock after a crash or SIGKILL). The file holds
+    the holder's pid, for the message the second exporter prints.
+    """
+
+    def __init__(self, path: Path) -> None:
+        self.state_path = path
+        self.path = Path(f"{path}.lock")
+        self._fd: int | None = None
+
+    def acquire(self) -> None:
+        """Take the lock or raise :class:`StateFileError` naming the holder (or why not)."""
+        if self._fd is not None:
+            return
+        try:
+            fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600)
+        except OSError as exc:
+            raise StateFileError(f"cannot open lock file {self.path}: {exc.strerror or exc}") from exc
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError as exc:
+            holder = _read_pid(fd)
+            os.close(fd)
+            who = f"process {holder}" if holder else "another process"
+            raise StateFileError(
+                f"state file {self.state_path} is in use by {who} (lock {self.path}); "
+                "two exporters must not share one state file"
+            ) from exc
+        with contextlib.suppress(OSError):
+            os.ftruncate(fd, 0)
+            os.write(fd, f"{os.getpid()}\n".encode())
+        self._fd = fd
+
+    def release(self) -> None:
+        """Drop the lock (the file stays: removing it would race a newcomer's open)."""
+        fd, self._fd = self._fd, None
+        if fd is not None:
+            with contextlib.suppress(OSError):
+                fcntl.flock(fd, fcntl.LOCK_UN)
+            os.close(fd)
+
+
+def _read_pid(fd: int) -> str:
+    try:
+        text = os.pread(fd, 32, 0).decode("ascii", "replace").strip()
+    except OSError:
+        return ""
+    return text if text.isdigit() else ""
 
 
 @contextlib.contextmanager
@@ -256,7 +334,11 @@ def _load_stream(name: str, entry: dict[str, Any], where: str) -> Stream:
     return Stream(
         name=name,
         host_group=_str(entry.get("host_group"), f"{here}.host_group"),
-        optimal_enable=_int(entry.get("optimal_enable"), f"{here}.optimal_enable"),
+        optimal_enable=(
+            None
+            if entry.get("optimal_enable") is None
+            else _int(entry["optimal_enable"], f"{here}.optimal_enable")
+        ),
         publishers=tuple(_load_publisher(row, here) for row in rows),
     )
 
@@ -270,7 +352,7 @@ def _load_publisher(row: Any, where: str) -> Publisher:
         type(seq) is str
         and type(domain) is str
         and type(app) is str
-        and type(publish_time) in _NUMBER
+        and (publish_time is None or type(publish_time) in _NUMBER)
         and type(source_from) is str
         and type(is_master) is bool
     ):
@@ -281,7 +363,7 @@ def _load_publisher(row: Any, where: str) -> Publisher:
         upstream_sequence=seq,
         domain=domain,
         app=app,
-        publish_time=float(publish_time),
+        publish_time=None if publish_time is None else float(publish_time),
         source_from=source_from,
         is_master=is_master,
     )

@@ -70,7 +70,7 @@ accounts:
     secret_key: good-config-key-123
     regions:
       - ap-guangzhou
-      - ap-mars
+      - ap_mars
 """
 
 
@@ -104,7 +104,7 @@ def test_check_config_bad_names_file_line_and_key(tmp_path: Path) -> None:
     assert result.returncode == 1
     assert f"{path}:8:" in result.stdout
     assert "accounts[0].regions[1]" in result.stdout
-    assert "ap-mars" in result.stdout
+    assert "ap_mars" in result.stdout
     assert "Traceback" not in result.stdout + result.stderr
 
 
@@ -137,7 +137,7 @@ def test_bad_config_exits_1_with_a_clear_log_line(tmp_path: Path) -> None:
     assert "Traceback" not in output
     lines = [line for line in output.splitlines() if "startup_failed" in line]
     assert len(lines) == 1, output
-    assert "ap-mars" in lines[0] and "accounts[0].regions[1]" in lines[0]
+    assert "ap_mars" in lines[0] and "accounts[0].regions[1]" in lines[0]
 
 
 def test_no_accounts_section_takes_the_environment(tmp_path: Path) -> None:
@@ -146,9 +146,21 @@ def test_no_accounts_section_takes_the_environment(tmp_path: Path) -> None:
     ok = run_cli("--check-config", "--config.file", str(path), env=env)
     assert ok.returncode == 0, ok.stdout + ok.stderr
     assert "1 account" in ok.stdout and KEY not in ok.stdout
-    missing = run_cli("--check-config", "--config.file", str(path))
+    # credential_source auto: whether a CVM role or TKE OIDC exists is only known at startup,
+    # which fails at once, naming every source it tried (the metadata host points nowhere here).
+    empty = tmp_path / "home"
+    missing = run_cli(
+        "--config.file",
+        str(path),
+        "--web.listen-address",
+        "127.0.0.1:0",
+        "--log.format",
+        "json",
+        env={"HOME": str(empty)},
+    )
     assert missing.returncode == 1
-    assert "TENCENTCLOUD_SECRET" in missing.stdout
+    [line] = [line for line in missing.stderr.splitlines() if "startup_failed" in line]
+    assert "TENCENTCLOUD_SECRET_ID" in line and "profile" in line and "cvm_role" in line
 
 
 def test_demo_serves_all_five_regions_and_stops_on_sigterm() -> None:

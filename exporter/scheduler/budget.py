@@ -284,6 +284,40 @@ class SlidingWindowBudget:
             self.release(slot)
             raise
 
+    def spare(self) -> int:
+        """Sends the window would still take right now, before any reserve (0 when full)."""
+        now = self._clock()
+        self._prune(now)
+        count, span = self._shape()
+        gap = span + self._margin
+        used = sum(1 for slot in self._sent if slot.end is None or slot.end + gap > now)
+        return max(0, count - used)
+
+    async def acquire_spare(
+        self, deadline: float, *, reserve: float = 0.25, poll: float = 0.02
+    ) -> Slot | None:
+        """Like :meth:`acquire`, but only with budget that regular requests do not need.
+
+        For low-priority requests (drop confirmations by name). One goes out only while no
+        :meth:`acquire` caller is queued AND the window keeps ``reserve`` of its sends free
+        after it (at least one, when the window holds more than one), so a regular poll of
+        another region always finds room at once. Returns ``None`` (nothing sent, nothing
+        held) when no spare room appears before the monotonic ``deadline``.
+        """
+        started = self._clock()
+        while True:
+            count, _ = self._shape()
+            keep = min(count - 1, max(1, math.ceil(count * reserve)))
+            if not self._queue and self.spare() > keep:
+                slot = self.plan()
+                if self.try_send(slot) == 0.0:
+                    slot.waited = max(0.0, self._clock() - started)
+                    return slot
+                self.release(slot)  # never sent: simply forgotten
+            if self._clock() + poll > deadline:
+                return None
+            await asyncio.sleep(poll)
+
     @asynccontextmanager
     async def request(self) -> AsyncIterator[Slot]:
         """``async with budget.request() as slot:`` send inside; released on exit, however it ends."""

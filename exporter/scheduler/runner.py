@@ -1,54 +1,49 @@
-"""The poll loop: budget -> client -> parse -> diff -> store, health, events and state file.
+"""The poll loop's front: which region is polled when, and what follows a poll.
 
-This is one of the two places (with ``cli.py``) allowed to reach across the whole chain. It
-owns the only mutable detection state (each region's ``RegionState``) and is the only writer
-of the store, the health metrics and the event log.
-
-Threading: parse, diff and ``store.apply`` of a 20k-stream region take long enough to stall
-the event loop, so they run in worker threads. Everything that mutates detection state (the
-region states, the store, the event log) happens inside one worker-thread function under one
-``threading.Lock``, so a poll cancelled mid-way (on stop) can never leave the store and the
-diff state disagreeing, and a state-file save never sees half an update.
+With ``cli.py`` this is the one place that reaches across the chain; each job lives in its
+own module: ``poll.py`` (one request: budget, client, retries, throttling, credential
+renewal), ``apply.py`` (scrub, parse, diff, store, events under one lock), ``confirm.py``
+(vanished streams asked for by name), ``jobs.py`` (APScheduler), and ``statefile.py``
+(persistence and its lock). The runner decides the order: poll, apply, report, confirm
+drops by name, say ``ready`` once every region has been polled, save now and then.
 """
 
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import math
 import random
-import threading
 import time
-from collections.abc import Callable, Collection, Mapping, Sequence
-from datetime import UTC, datetime, timedelta
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 import structlog
-from apscheduler.events import EVENT_JOB_MAX_INSTANCES, EVENT_JOB_MISSED, JobEvent
-from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
 from exporter.config import AccountConfig, Config
-from exporter.diff import DiffResult, DiffRules, RegionState, diff
-from exporter.events import event_to_dict
-from exporter.model import Event, RegionKey, Snapshot
-from exporter.parse import ParseCache, parse_snapshot, parse_snapshot_cached
+from exporter.diff import RegionState
+from exporter.model import RegionKey, Snapshot
+from exporter.scheduler.apply import Applier
 from exporter.scheduler.budget import SlidingWindowBudget
+from exporter.scheduler.confirm import confirm_by_name, select_names
+from exporter.scheduler.jobs import Jobs
 from exporter.scheduler.plan import (
-    PollStrategy,
+    DEFAULT_HEADROOM,
     RegionPoll,
     Schedule,
     plan_account,
     start_offsets,
     strategy_for,
 )
+from exporter.scheduler.poll import THROTTLED, TRANSIENT, Requester, error_class, error_hint
 from exporter.scheduler.ports import DescribeClient, EventSink, Health, RetryPolicy, Store
-from exporter.statefile import StateFileError, load_state, save_state
-from exporter.tencent.errors import OK_CODE, PollError, Throttled
+from exporter.statefile import StateFileError, StateLock, load_state, quarantine, save_state
+from exporter.tencent.errors import PollError
 
 __all__ = ["DescribeClient", "EventSink", "Health", "RetryPolicy", "Runner", "Store"]  # ports re-exported
 
-# Replies larger than this are parsed in a worker thread; a watched name's reply is tiny and
-# not worth the hop.
+# Replies larger than this are parsed in a worker thread; a by-name reply is tiny.
 _THREAD_PARSE_BYTES = 64 * 1024
 
 
@@ -56,17 +51,14 @@ class Runner:
     """Polls every configured (account, region) on its schedule and feeds the results downstream.
 
     Args:
-        config: the validated configuration.
-        clients: one client per account name (built in ``cli.py`` around a shared httpx client).
-        store: the metric store; health: the exporter-health metrics; events: the event ring.
-        clock: wall clock (Unix seconds): snapshot times, ``last_success``, retention.
-        monotonic: monotonic clock for the budgets, request durations and retry deadlines.
-        retry: per-request retry policy.
-        budget_margin: jitter margin of every account's sliding window (SPEC section 8).
-        rng: source of retry jitter.
+        config: the validated configuration (:meth:`reconfigure` swaps it on reload).
+        clients: one client per account name (built in ``cli.py``).
+        store, health, events: the parts the results go to.
+        clock: wall clock (Unix seconds); monotonic: budgets, durations and deadlines.
+        retry: per-request retry policy; budget_margin: jitter margin of every sliding window.
 
-    Use ``await start()`` / ``await stop()`` in the daemon; tests drive ``poll_once`` or
-    ``run_cycle`` directly, without the scheduler.
+    The daemon uses ``await start()`` / ``await stop()``; tests and ``--demo`` may drive
+    ``poll_once`` or ``run_cycle`` directly, without the scheduler.
     """
 
     def __init__(
@@ -83,45 +75,50 @@ class Runner:
         budget_margin: float = 0.05,
         rng: random.Random | None = None,
     ) -> None:
-        missing = [a.name for a in config.accounts if a.name not in clients]
-        if missing:
-            raise ValueError(f"no client for account(s): {', '.join(missing)}")
-        self._config = config
-        self._clients = clients
-        self._store = store
+        _check_clients(config, clients)
         self._health = health
-        self._events = events
         self._clock = clock
         self._monotonic = monotonic
-        self._retry = retry or RetryPolicy()
-        self._rng = rng or random.Random()  # jitter, not crypto
-        self._rules = DiffRules(drop_confirmations=config.drop_confirmations)
-        self._log = structlog.get_logger(__name__)
-        self._accounts: dict[str, AccountConfig] = {a.name: a for a in config.accounts}
-        self._budgets = {
-            a.name: SlidingWindowBudget(a.rate_limit, margin=budget_margin, clock=monotonic)
-            for a in config.accounts
-        }
-        self._strategies: dict[str, PollStrategy] = {
-            a.name: strategy_for(a.stream_names) for a in config.accounts
-        }
-        self._schedules = {a.name: self._plan(a.name) for a in config.accounts}
-        self._keys = _interleave(config.accounts)
-        self._lock = threading.Lock()  # region states + store + event log, see module docstring
-        self._states: dict[RegionKey, RegionState] = {}
-        self._parse_caches: dict[RegionKey, ParseCache] = {}  # full-list replies only
-        self._dirty = False
-        self._unexported: dict[RegionKey, int] = {}
+        self._margin = budget_margin
+        self._log = structlog.get_logger("exporter.scheduler")
+        self._applier = Applier(config, store=store, health=health, events=events, clock=clock)
+        self._clients: dict[str, DescribeClient] = dict(clients)
+        self._budgets: dict[str, SlidingWindowBudget] = {}
+        self._requester = Requester(
+            clients=self._clients,
+            budgets=self._budgets,
+            health=health,
+            retry=retry or RetryPolicy(),
+            rng=rng or random.Random(),  # jitter, not crypto
+            monotonic=monotonic,
+            on_rate_change=self._replan,
+        )
+        self._jobs = Jobs(poll=self._poll_job, housekeeping=self.housekeeping, on_late=self._late)
         self._last_error: dict[RegionKey, str] = {}
         self._save_lock = asyncio.Lock()
-        self._scheduler: AsyncIOScheduler | None = None
-        self._job_keys: dict[str, RegionKey] = {}
-        self._inflight: set[asyncio.Task[bool]] = set()
+        self._state_lock: StateLock | None = None
+        self._state_path: Path | None = config.state_file
+        self._started_at = monotonic()
+        self._ready = False
+        self._adopt(config)
+
+    def _adopt(self, config: Config) -> None:
+        """Accounts, budgets, schedules and keys of ``config`` (state and jobs are the callers')."""
+        self._config = config
+        self._accounts: dict[str, AccountConfig] = {a.name: a for a in config.accounts}
         for account in config.accounts:
-            health.set_rate_limit(account.name, account.rate_limit)
+            budget = self._budgets.get(account.name)
+            if budget is None or budget.rate != account.rate_limit:
+                self._budgets[account.name] = SlidingWindowBudget(
+                    account.rate_limit, margin=self._margin, clock=self._monotonic
+                )
+                self._health.set_rate_limit(account.name, account.rate_limit)
+        self._strategies = {a.name: strategy_for(a.stream_names) for a in config.accounts}
+        self._schedules = {a.name: self._plan(a.name) for a in config.accounts}
+        self._keys = _interleave(config.accounts)
         for key in self._keys:
-            health.register(key)
-            health.set_poll_cycle(key, self._schedules[key.account].cycle)
+            self._health.register(key)
+            self._health.set_poll_cycle(key, self._schedules[key.account].cycle)
 
     # ------------------------------------------------------------------------------ inspection
 
@@ -133,84 +130,115 @@ class Runner:
     def schedules(self) -> Mapping[str, Schedule]:
         return dict(self._schedules)
 
+    @property
+    def persistent(self) -> bool:
+        """True when a state file is in use (configured, and not locked by another exporter)."""
+        return self._state_path is not None
+
     def budget(self, account: str) -> SlidingWindowBudget:
         return self._budgets[account]
 
     def state(self, key: RegionKey) -> RegionState | None:
-        with self._lock:
-            return self._states.get(key)
+        return self._applier.state(key)
 
     # ------------------------------------------------------------------------------ lifecycle
 
     async def start(self) -> None:
         """Restore the state file, announce stretched schedules, and start polling."""
-        if self._scheduler is not None:
+        if self._jobs.running:
             raise RuntimeError("runner already started")
         await self.restore()
-        self._announce()
-        loop = asyncio.get_running_loop()
-        scheduler = AsyncIOScheduler(event_loop=loop, timezone=UTC)
-        scheduler.add_listener(self._on_job_event, EVENT_JOB_MISSED | EVENT_JOB_MAX_INSTANCES)
-        now = datetime.now(UTC)
+        for schedule in self._schedules.values():
+            self._announce(schedule)
         offsets = start_offsets(self._keys, self._schedules, initial=0.1)
-        for key in self._keys:
-            cycle = self._schedules[key.account].cycle
-            job_id = f"poll:{key.account}/{key.region}"
-            self._job_keys[job_id] = key
-            first = now + timedelta(seconds=offsets[key])
-            scheduler.add_job(
-                self._scheduled_poll,
-                "interval",
-                seconds=cycle,
-                start_date=first,
-                next_run_time=first,
-                args=[key],
-                id=job_id,
-                max_instances=1,
-                coalesce=True,
-                misfire_grace_time=max(1, int(cycle / 2)),
-            )
-        interval = self._config.poll_interval
-        scheduler.add_job(
-            self.housekeeping,
-            "interval",
-            seconds=interval,
-            next_run_time=now + timedelta(seconds=interval),
-            id="housekeeping",
-            max_instances=1,
-            coalesce=True,
-        )
-        scheduler.start()
-        self._scheduler = scheduler
+        cycles = {key: self._schedules[key.account].cycle for key in self._keys}
+        self._started_at = self._monotonic()
+        self._jobs.start(offsets, cycles, self._config.poll_interval)
 
     async def stop(self, grace: float = 3.0) -> None:
         """Take no new polls, let in-flight ones finish for ``grace`` seconds, cancel the rest, save.
 
-        A cancelled poll changes nothing: its snapshot is never applied (and an apply already
+        A cancelled poll changes nothing: its snapshot is never applied (an apply already
         running in a worker thread completes under the lock before the final save).
         """
-        scheduler, self._scheduler = self._scheduler, None
-        if scheduler is not None:
-            scheduler.pause()
-        pending = {task for task in self._inflight if not task.done()}
-        if pending:
-            _, late = await asyncio.wait(pending, timeout=grace)
-            for task in late:
-                task.cancel()
-            await asyncio.gather(*late, return_exceptions=True)
-            if late:
-                self._log.warning("polls_cancelled", count=len(late), grace_seconds=grace)
-        if scheduler is not None:
-            scheduler.shutdown(wait=False)
+        cancelled = await self._jobs.stop(grace)
+        if cancelled:
+            self._log.warning("polls_cancelled", count=cancelled, grace_seconds=grace)
         await self.save_state()
+        if self._state_lock is not None:
+            self._state_lock.release()
+            self._state_lock = None
+
+    async def reconfigure(self, config: Config, clients: Mapping[str, DescribeClient]) -> dict[str, int]:
+        """Apply a reloaded config (SPEC 9 "Reload"); the caller has validated all of it already.
+
+        Regions whose account, credentials and endpoint are unchanged keep their state and
+        counters; new ones start with a baseline; removed ones (and those whose account
+        changed identity) leave ``/metrics``. Returns counts of kept, added and removed regions.
+        """
+        _check_clients(config, clients)
+        old_accounts, old_keys = self._accounts, set(self._keys)
+        new_accounts = {a.name: a for a in config.accounts}
+        same = {
+            n
+            for n, a in new_accounts.items()
+            if n in old_accounts and _identity(a) == _identity(old_accounts[n])
+        }
+        removed = [k for k in self._keys if k.account not in same or k not in _keys_of(config)]
+        for key in removed:
+            await self._jobs.remove(key, grace=config.request_timeout + 1.0)
+            self._applier.remove(key)
+            self._health.unregister(key)
+            self._last_error.pop(key, None)
+        for name in old_accounts.keys() - new_accounts.keys():
+            self._budgets.pop(name, None)
+            self._health.unregister_account(name)
+        if config.state_file != self._config.state_file:
+            self._log.warning("reload_needs_restart", setting="state_file", kept=str(self._config.state_file))
+            config = _with_state_file(config, self._config.state_file)
+        old_cycles = {k: self._schedules[k.account].cycle for k in self._keys}
+        self._clients.clear()
+        self._clients.update(clients)
+        self._applier.configure(config)
+        self._adopt(config)
+        added = [k for k in self._keys if k not in old_keys or k in removed]
+        offsets = start_offsets(added, self._schedules, initial=0.1) if added else {}
+        for key in self._keys:
+            cycle = self._schedules[key.account].cycle
+            if key in offsets:
+                self._jobs.add(key, cycle, offsets[key])
+            elif not math.isclose(old_cycles.get(key, cycle), cycle):
+                self._jobs.reschedule(key, cycle)
+        self._jobs.set_housekeeping(config.poll_interval)
+        if added:
+            self._ready = False
+        return {"kept": len(self._keys) - len(added), "added": len(added), "removed": len(removed)}
+
+    # ------------------------------------------------------------------------------ persistence
+
+    def _lock_state_file(self) -> Path | None:
+        """Take the state file's lock once; another exporter holding it means no persistence."""
+        path = self._state_path
+        if path is None or self._state_lock is not None:
+            return path
+        lock = StateLock(path)
+        try:
+            lock.acquire()
+        except StateFileError as exc:
+            self._log.error("state_file_locked", path=str(path), error=str(exc), persistence="off")
+            self._state_path = None
+            return None
+        self._state_lock = lock
+        return path
 
     async def restore(self) -> None:
-        """Load region states and counters from ``state_file``; a bad file means a fresh start.
+        """Load region states and counters from ``state_file``; anything unusable means a fresh start.
 
         Restored regions diff their first poll against the restored state (no new baseline), so
-        a switchover that happened while we were down is still counted.
+        a switchover that happened while we were down is still counted. A file that fails
+        validation at any depth, counters included, is moved aside and logged.
         """
-        path = self._config.state_file
+        path = self._lock_state_file()
         if path is None:
             return
         try:
@@ -221,154 +249,55 @@ class Runner:
         if saved is None:
             self._log.info("state_file_absent", path=str(path))
             return
-        wanted = set(self._keys)
-        await asyncio.to_thread(self._restore_sync, saved.regions, saved.counters, wanted)
-        self._log.info("state_restored", path=str(path), regions=len(wanted & set(saved.regions)))
-
-    def _restore_sync(
-        self, regions: Mapping[RegionKey, RegionState], counters: Mapping[str, Any], wanted: set[RegionKey]
-    ) -> None:
-        """Adopt the saved states and counters, and export them at once.
-
-        The last saved snapshot of each region goes to the store as it was (no events), so
-        counters continue on the very first scrape after a restart instead of vanishing until
-        the region's first poll; the first poll then diffs against that same state.
-        """
-        now = self._clock()
-        with self._lock:
-            self._store.restore_counters(dict(counters))
-            for key, region_state in regions.items():
-                if key not in wanted:
-                    continue
-                self._states[key] = region_state
-                last = Snapshot(
-                    account=key.account, region=key.region, taken_at=now, streams=region_state.streams
-                )
-                self._store.apply(
-                    last, changed=frozenset(region_state.streams), dropped=frozenset(), events=()
-                )
-        self._store.prepare()
-
-    def _plan(self, account: str) -> Schedule:
-        """The account's schedule against the budget in force (lowered while throttled)."""
-        settings = self._accounts[account]
-        return plan_account(
-            account=account,
-            poll_interval=self._config.poll_interval,
-            regions=len(settings.regions),
-            names=len(settings.stream_names),
-            capacity=self._budgets[account].capacity,
-        )
-
-    def _replan(self, account: str) -> None:
-        """Stretch (or restore) the cycle when throttling moved the budget below (or back to) the plan.
-
-        SPEC section 8: when the budget cannot cover the schedule, the schedule stretches and
-        says so in logs and metrics, instead of polls queueing behind the limiter and
-        overrunning their interval.
-        """
-        old, new = self._schedules[account], self._plan(account)
-        if math.isclose(old.cycle, new.cycle):
-            return
-        self._schedules[account] = new
-        for key in self._keys:
-            if key.account != account:
-                continue
-            self._health.set_poll_cycle(key, new.cycle)
-            if self._scheduler is not None:
-                self._scheduler.reschedule_job(
-                    f"poll:{key.account}/{key.region}", trigger="interval", seconds=new.cycle
-                )
-        self._log.warning(
-            "poll_cycle_stretched" if new.cycle > old.cycle else "poll_cycle_restored",
-            account=account,
-            poll_interval=new.poll_interval,
-            poll_cycle=round(new.cycle, 3),
-            rate=self._budgets[account].effective_rate,
-            reason="API budget lowered after throttling" if new.stretched else "budget covers poll_interval",
-        )
-
-    def _announce(self) -> None:
-        for schedule in self._schedules.values():
-            account = self._accounts[schedule.account]
-            if schedule.stretched:
-                self._log.warning(
-                    "poll_cycle_stretched",
-                    account=schedule.account,
-                    regions=len(account.regions),
-                    stream_names=len(account.stream_names),
-                    rate_limit=account.rate_limit,
-                    poll_interval=schedule.poll_interval,
-                    poll_cycle=round(schedule.cycle, 3),
-                    reason=schedule.reason,
-                )
-
-    def _on_job_event(self, event: JobEvent) -> None:
-        key = self._job_keys.get(event.job_id)
-        if key is None:
-            return
-        reason = "missed" if event.code == EVENT_JOB_MISSED else "previous_poll_still_running"
-        self._health.poll_late(key)
-        self._log.warning("poll_late", account=key.account, region=key.region, reason=reason)
-
-    async def _scheduled_poll(self, key: RegionKey) -> None:
-        """Scheduler entry point: one tracked poll, so ``stop`` can wait for or cancel it."""
-        task = asyncio.create_task(self.poll_once(key, spread=True))
-        self._inflight.add(task)
-        task.add_done_callback(self._inflight.discard)
         try:
-            await task
-        except asyncio.CancelledError:
-            current = asyncio.current_task()
-            if current is not None and current.cancelling():
-                raise  # we ourselves are being cancelled, not just the poll by stop()
-
-    # ------------------------------------------------------------------------------ polling
-
-    async def run_cycle(self) -> dict[RegionKey, bool]:
-        """Poll every region once, concurrently, then do the housekeeping; for tests and demos.
-
-        Watched names are sent as fast as the budget allows (no spreading), so a test's wall
-        time is the budget's, not the schedule's.
-        """
-        results = await asyncio.gather(*(self.poll_once(key) for key in self._keys))
-        await self.housekeeping()
-        return dict(zip(self._keys, results, strict=True))
+            restored = await asyncio.to_thread(
+                self._applier.restore, saved.regions, saved.counters, set(self._keys)
+            )
+        except ValueError as exc:
+            aside = await asyncio.to_thread(quarantine, path)
+            self._log.warning(
+                "state_restore_failed",
+                error=f"state file {path} is unusable (counters: {exc}); {aside}; starting fresh",
+            )
+            return
+        self._log.info("state_restored", path=str(path), regions=restored)
 
     async def housekeeping(self) -> None:
         """Expire long-dropped streams and save the state file if anything changed."""
-        now = self._clock()
-
-        def expire() -> int:
-            with self._lock:
-                return self._store.expire(now)
-
-        removed = await asyncio.to_thread(expire)
+        removed = await asyncio.to_thread(self._applier.expire, self._clock())
         if removed:
             self._log.debug("streams_expired", count=removed)
         await self.save_state()
 
     async def save_state(self) -> None:
         """Write the state file (off the event loop) when something changed since the last save."""
-        path = self._config.state_file
-        if path is None or not self._dirty:
+        path = self._state_path
+        if path is None or not self._applier.dirty:
             return
         async with self._save_lock:
             await asyncio.to_thread(self._save_sync, path)
 
     def _save_sync(self, path: Path) -> None:
-        with self._lock:
-            regions = dict(self._states)
-            counters = self._store.export_counters()
-            self._dirty = False
+        regions, counters = self._applier.export()
         try:
             save_state(path, regions=regions, counters=counters)
         except (StateFileError, OSError) as exc:
-            self._dirty = True
+            self._applier.dirty = True
             self._log.error("state_save_failed", path=str(path), error=str(exc))
 
+    # ------------------------------------------------------------------------------ polling
+
+    async def run_cycle(self) -> dict[RegionKey, bool]:
+        """Poll every region once, concurrently, then do the housekeeping; for tests and demos."""
+        results = await asyncio.gather(*(self.poll_once(key) for key in self._keys))
+        await self.housekeeping()
+        return dict(zip(self._keys, results, strict=True))
+
+    async def _poll_job(self, key: RegionKey) -> bool:
+        return await self.poll_once(key, spread=True)
+
     async def poll_once(self, key: RegionKey, *, spread: bool = False) -> bool:
-        """Poll one region once and apply the result; True when a snapshot was applied.
+        """Poll one region once, apply it, then confirm vanished streams by name; True when applied.
 
         Args:
             spread: space watched-name queries over the cycle as planned (the scheduler's way);
@@ -379,17 +308,18 @@ class Runner:
         """
         started = self._monotonic()
         try:
-            return await self._poll(key, spread=spread)
+            return await self._poll(key, spread=spread, started=started)
         finally:
             self._health.observe_poll(key, self._monotonic() - started)
+            self._check_ready()
 
-    async def _poll(self, key: RegionKey, *, spread: bool) -> bool:
+    async def _poll(self, key: RegionKey, *, spread: bool, started: float) -> bool:
         account = self._accounts[key.account]
         schedule = self._schedules[key.account]
-        deadline = self._monotonic() + schedule.cycle
+        deadline = started + schedule.cycle
 
         async def fetch(name: str | None) -> Snapshot:
-            return await self._fetch(key, name, deadline)
+            return await self._requester.fetch(key, name, deadline, lambda body: self._parse(key, body, name))
 
         poll = RegionPoll(
             account=key.account,
@@ -408,153 +338,56 @@ class Runner:
             self._log.exception("poll_crashed", account=key.account, region=key.region)
             self._health.poll_failed(key, PollError.code)
             return False
-        await asyncio.to_thread(self._apply, key, snapshot)
+        await asyncio.to_thread(self._applier.apply, key, snapshot)
         self._succeeded(key, snapshot)
+        if snapshot.scope is None:
+            await self._confirm(key, snapshot, started + schedule.cycle * DEFAULT_HEADROOM)
         return True
 
-    async def _fetch(self, key: RegionKey, name: str | None, deadline: float) -> Snapshot:
-        """One request through the account's budget, parsed; retried while it is worth it."""
-        budget = self._budgets[key.account]
-        client = self._clients[key.account]
-        retry = 0
-        while True:
-            slot = await budget.acquire()
-            if slot.waited > 0:
-                self._health.add_rate_limit_wait(key.account, slot.waited)
-            started = self._monotonic()
-            elapsed: float | None = None
-            try:
-                try:
-                    body = await client.describe_backup_stream_list(key.region, name)
-                finally:
-                    budget.release(slot)  # the reply bounds the arrival: see budget.py
-                elapsed = self._monotonic() - started
-                snapshot = await self._parse(key, body, name)
-            except PollError as exc:
-                self._health.observe_request(
-                    key, exc.code, elapsed if elapsed is not None else self._monotonic() - started
-                )
-                if isinstance(exc, Throttled):
-                    self._throttled(key.account, budget, sent_at=slot.at)
-                delay = self._retry.backoff(retry, self._rng)
-                retry += 1
-                # A retry must also fit its budget wait, or it would drag the poll past its cycle.
-                ready = self._monotonic() + max(delay, budget.next_delay())
-                if not exc.retryable or retry >= self._retry.attempts or ready >= deadline:
-                    raise
-                self._log.debug(
-                    "request_retry",
-                    account=key.account,
-                    region=key.region,
-                    stream=name,
-                    code=exc.code,
-                    request_id=exc.request_id,
-                    retry_in=round(delay, 3),
-                )
-                await asyncio.sleep(delay)
-                continue
-            self._health.observe_request(key, OK_CODE, elapsed)
-            if budget.on_success():
-                self._health.set_rate_limit(key.account, budget.effective_rate)
-                if budget.effective_rate >= budget.rate:
-                    self._log.info("rate_limit_recovered", account=key.account, rate=budget.rate)
-                self._replan(key.account)
-            return snapshot
+    async def _parse(self, key: RegionKey, body: bytes, name: str | None) -> Snapshot:
+        if name is None and len(body) > _THREAD_PARSE_BYTES:
+            return await asyncio.to_thread(self._applier.parse, key, body, name)
+        return self._applier.parse(key, body, name)
 
-    def _throttled(self, account: str, budget: SlidingWindowBudget, *, sent_at: float) -> None:
-        if budget.on_throttled(sent_at):
-            self._health.set_rate_limit(account, budget.effective_rate)
-            self._log.warning(
-                "rate_limit_lowered", account=account, rate=budget.effective_rate, limit=budget.rate
-            )
-            self._replan(account)
-
-    async def _parse(self, key: RegionKey, body: bytes, name: str | None = None) -> Snapshot:
-        def parse() -> Snapshot:
-            admit = self._config.streams.admits
-            if name is not None:  # one watched name: nothing worth remembering
-                return parse_snapshot(
-                    body, account=key.account, region=key.region, taken_at=self._clock(), admit=admit
-                )
-            # Reuses the Stream of every group unchanged since the last reply (see parse.py).
-            snapshot, self._parse_caches[key] = parse_snapshot_cached(
-                body,
-                account=key.account,
-                region=key.region,
-                taken_at=self._clock(),
-                previous=self._parse_caches.get(key),
-                admit=admit,
-            )
-            return snapshot
-
-        if len(body) > _THREAD_PARSE_BYTES:
-            return await asyncio.to_thread(parse)
-        return parse()
-
-    def _apply(self, key: RegionKey, snapshot: Snapshot) -> DiffResult:
-        """Diff and store, in a worker thread, atomically with respect to saves and other regions."""
-        with self._lock:
-            previous = self._states.get(key)
-            result = diff(previous, snapshot, self._rules)
-            self._store.apply(snapshot, changed=result.changed, dropped=result.dropped, events=result.events)
-            self._states[key] = result.state
-            self._events.record(result.events)
-            if (
-                result.events
-                or result.changed
-                or result.dropped
-                or previous is None
-                or previous.absent != result.state.absent
-                or previous.seen_scope != result.state.seen_scope
-            ):
-                self._dirty = True
-        for event in result.events:
-            self._log_event(event)
-        self._log_anomalies(snapshot, result.changed)
-        self._log_cap(key)
-        # Render the scrape bodies here, in the worker thread, rather than in the next scrape.
-        self._store.prepare()
-        return result
-
-    def _log_anomalies(self, snapshot: Snapshot, changed: Collection[str]) -> None:
-        """Vendor groups that break the one-master rule, logged once when they change."""
-        for name in sorted(changed):
-            stream = snapshot.streams.get(name)
-            if stream is None:
-                continue
-            masters = sum(1 for p in stream.publishers if p.is_master)
-            problem = _group_problem(len(stream.publishers), masters)
-            if problem is not None:
-                self._log.info(
-                    "stream_anomaly",
-                    account=snapshot.account,
-                    region=snapshot.region,
-                    stream=name,
-                    problem=problem,
-                    publishers=len(stream.publishers),
-                    masters=masters,
-                )
-
-    def _log_cap(self, key: RegionKey) -> None:
-        """Say when max_per_region starts or stops hiding streams, not on every poll."""
-        unexported = self._store.unexported(key)
-        if unexported == self._unexported.get(key, 0):
+    async def _confirm(self, key: RegionKey, full: Snapshot, deadline: float) -> None:
+        """Ask for streams the full list missed by name, from spare budget (see confirm.py)."""
+        limit: int = getattr(self._config, "drop_confirm_queries", 20)
+        names = select_names(self._applier.vanished(key, full), limit) if limit > 0 else []
+        if not names:
             return
-        self._unexported[key] = unexported
-        self._log.warning(
-            "per_stream_series_capped",
+
+        async def fetch(name: str) -> Snapshot:
+            return await self._requester.fetch(
+                key, name, deadline, lambda body: self._parse(key, body, name), spare=True
+            )
+
+        outcome = await confirm_by_name(names, fetch)
+        snapshot = outcome.snapshot(account=key.account, region=key.region, clock=self._clock)
+        dropped = 0
+        if snapshot is not None:
+            dropped = len((await asyncio.to_thread(self._applier.apply, key, snapshot, partial=True)).dropped)
+        self._log.debug(
+            "drops_confirmed_by_name",
             account=key.account,
             region=key.region,
-            unexported=unexported,
-            max_per_region=self._config.streams.max_per_region,
-            metric="tencent_live_region_streams_unexported",
+            asked=len(names),
+            found=len(snapshot.streams) if snapshot is not None else 0,
+            dropped=dropped,
+            failed=len(outcome.failed),
+            no_spare_budget=len(outcome.skipped),
         )
 
-    def _log_event(self, event: Event) -> None:
-        """The same fields as on /events; the log line carries its own timestamp."""
-        fields = event_to_dict(event)
-        del fields["time"]
-        self._log.info("stream_event", **fields)
+    # ------------------------------------------------------------------------------ reporting
+
+    def _check_ready(self) -> None:
+        if not self._ready and self._health.all_polled():
+            self._ready = True
+            self._log.info(
+                "ready",
+                regions=len(self._keys),
+                up=sum(1 for k in self._keys if k not in self._last_error),
+                seconds=round(self._monotonic() - self._started_at, 3),
+            )
 
     def _succeeded(self, key: RegionKey, snapshot: Snapshot) -> None:
         self._health.poll_succeeded(key, self._clock(), len(snapshot.streams))
@@ -572,28 +405,104 @@ class Runner:
             )
 
     def _failed(self, key: RegionKey, exc: PollError) -> None:
-        """One warning per failed poll; a non-retryable error is said once per state change."""
+        """One warning per failed poll; a blocked error is said once per change, at error."""
         self._health.poll_failed(key, exc.code)
         previous = self._last_error.get(key)
         self._last_error[key] = exc.code
-        fields = {
+        fields: dict[str, Any] = {
             "account": key.account,
             "region": key.region,
             "code": exc.code,
+            "error_class": error_class(exc),
             "request_id": exc.request_id,
             "error": exc.message,
         }
-        if exc.retryable:
+        if error_class(exc) in (TRANSIENT, THROTTLED):
             self._log.warning("poll_failed", **fields)
         elif previous != exc.code:
-            self._log.error(
-                "poll_blocked",
-                **fields,
-                hint="not retryable (credentials, permissions or service state); "
-                "polling continues every cycle and logs again when the error changes",
+            hint = (
+                error_hint(exc)
+                or "fix the cause; polling continues every cycle and logs again when the error changes"
             )
+            self._log.error("poll_blocked", **fields, hint=hint)
         else:
             self._log.debug("poll_failed", **fields)
+
+    def _late(self, key: RegionKey, reason: str) -> None:
+        self._health.poll_late(key)
+        self._log.warning("poll_late", account=key.account, region=key.region, reason=reason)
+
+    # ------------------------------------------------------------------------------ schedule
+
+    def _plan(self, account: str) -> Schedule:
+        """The account's schedule against the budget in force (lowered while throttled)."""
+        settings = self._accounts[account]
+        return plan_account(
+            account=account,
+            poll_interval=self._config.poll_interval,
+            regions=len(settings.regions),
+            names=len(settings.stream_names),
+            capacity=self._budgets[account].capacity,
+        )
+
+    def _replan(self, account: str) -> None:
+        """Stretch (or restore) the cycle when throttling moved the budget below (or back to) the plan.
+
+        SPEC section 8: when the budget cannot cover the schedule, the schedule stretches and
+        says so in logs and metrics, instead of polls queueing behind the limiter.
+        """
+        if account not in self._accounts:
+            return
+        old, new = self._schedules[account], self._plan(account)
+        if math.isclose(old.cycle, new.cycle):
+            return
+        self._schedules[account] = new
+        for key in self._keys:
+            if key.account == account:
+                self._health.set_poll_cycle(key, new.cycle)
+                self._jobs.reschedule(key, new.cycle)
+        self._log.warning(
+            "poll_cycle_stretched" if new.cycle > old.cycle else "poll_cycle_restored",
+            account=account,
+            poll_interval=new.poll_interval,
+            poll_cycle=round(new.cycle, 3),
+            rate=self._budgets[account].effective_rate,
+            reason="API budget lowered after throttling" if new.stretched else "budget covers poll_interval",
+        )
+
+    def _announce(self, schedule: Schedule) -> None:
+        account = self._accounts[schedule.account]
+        if schedule.stretched:
+            self._log.warning(
+                "poll_cycle_stretched",
+                account=schedule.account,
+                regions=len(account.regions),
+                stream_names=len(account.stream_names),
+                rate_limit=account.rate_limit,
+                poll_interval=schedule.poll_interval,
+                poll_cycle=round(schedule.cycle, 3),
+                reason=schedule.reason,
+            )
+
+
+def _check_clients(config: Config, clients: Mapping[str, DescribeClient]) -> None:
+    missing = [a.name for a in config.accounts if a.name not in clients]
+    if missing:
+        raise ValueError(f"no client for account(s): {', '.join(missing)}")
+
+
+def _identity(account: AccountConfig) -> tuple[object, ...]:
+    """What makes two configs of an account the same vendor view: endpoint and credentials."""
+    credentials = getattr(account, "credentials", None) or getattr(account, "credential", None)
+    return (account.endpoint, credentials)
+
+
+def _keys_of(config: Config) -> set[RegionKey]:
+    return {RegionKey(a.name, r) for a in config.accounts for r in a.regions}
+
+
+def _with_state_file(config: Config, path: Path | None) -> Config:
+    return dataclasses.replace(config, state_file=path)
 
 
 def _interleave(accounts: Sequence[AccountConfig]) -> tuple[RegionKey, ...]:
@@ -605,13 +514,3 @@ def _interleave(accounts: Sequence[AccountConfig]) -> tuple[RegionKey, ...]:
             if i < len(account.regions):
                 keys.append(RegionKey(account.name, account.regions[i]))
     return tuple(keys)
-
-
-def _group_problem(publishers: int, masters: int) -> str | None:
-    if publishers == 0:
-        return "no_publishers"
-    if masters == 0:
-        return "no_master"
-    if masters > 1:
-        return "several_masters"
-    return None

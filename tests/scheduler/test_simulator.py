@@ -19,8 +19,9 @@ import structlog
 from prometheus_client.parser import text_string_to_metric_families
 from structlog.testing import capture_logs
 
+from exporter.cli import Pipeline, build_pipeline, http_limits
 from exporter.config import AccountConfig, Config
-from exporter.credentials import Credential, Secret, StaticCredentials
+from exporter.credentials import CredentialSettings, Secret
 from exporter.events import EventLog
 from exporter.metrics.health import HealthMetrics
 from exporter.metrics.store import MetricStore
@@ -35,7 +36,6 @@ from exporter.simulator import (
     World,
     max_requests_in_window,
 )
-from exporter.tencent.client import TencentClient
 
 KEYS = {
     "acct-a": ("AKIDsimulatorAccountA0001", "key-a-0123456789"),
@@ -72,10 +72,23 @@ def server() -> Iterator[SimulatorServer]:
 
 @dataclass
 class Rig:
-    runner: Runner
-    store: MetricStore
-    health: HealthMetrics
-    events: EventLog
+    pipeline: Pipeline
+
+    @property
+    def runner(self) -> Runner:
+        return self.pipeline.runner
+
+    @property
+    def store(self) -> MetricStore:
+        return self.pipeline.store
+
+    @property
+    def health(self) -> HealthMetrics:
+        return self.pipeline.health
+
+    @property
+    def events(self) -> EventLog:
+        return self.pipeline.events
 
     def metric(self, name: str, **labels: str) -> float | None:
         return value(self.store.render(), name, **labels)
@@ -94,11 +107,14 @@ async def rig(
     rate_limit: float = 20,
     poll_interval: float = 5.0,
     monotonic: Callable[[], float] = time.monotonic,
+    drop_confirm_queries: int = 20,
 ) -> AsyncIterator[Rig]:
     configs = tuple(
         AccountConfig(
             name=name,
-            credential=Credential(KEYS[name][0], Secret(KEYS[name][1])),
+            credentials=CredentialSettings(
+                source="static", secret_id=KEYS[name][0], secret_key=Secret(KEYS[name][1])
+            ),
             regions=regions,
             rate_limit=rate_limit,
             endpoint=server.url,
@@ -106,31 +122,24 @@ async def rig(
         )
         for name in accounts
     )
-    config = Config(poll_interval=poll_interval, request_timeout=5.0, accounts=configs)
-    # As cli.py should: enough keep-alive connections for every request a budget lets fly at
-    # once, so bursts do not open fresh connections (the simulator's listen backlog is small).
-    limits = httpx.Limits(max_connections=100, max_keepalive_connections=100)
-    async with httpx.AsyncClient(limits=limits) as http:
-        clients = {
-            a.name: TencentClient(
-                http, endpoint=a.endpoint, credentials=StaticCredentials(a.credential), timeout=5.0
-            )
-            for a in configs
-        }
-        store, health, events = MetricStore(), HealthMetrics("test"), EventLog()
-        runner = Runner(
-            config,
-            clients=clients,
-            store=store,
-            health=health,
-            events=events,
-            retry=FAST_RETRY,
-            monotonic=monotonic,
+    config = Config(
+        poll_interval=poll_interval,
+        request_timeout=5.0,
+        accounts=configs,
+        drop_confirm_queries=drop_confirm_queries,
+    )
+    # As the daemon's factory does: enough keep-alive connections for every request a budget
+    # lets fly at once, so bursts do not open fresh connections (the simulator's backlog is small).
+    async with httpx.AsyncClient(limits=http_limits(config)) as http:
+        pipeline = build_pipeline(
+            config, http, retry=FAST_RETRY, monotonic=monotonic, env={}, process_metrics=False
         )
+        await pipeline.open()
         try:
-            yield Rig(runner, store, health, events)
+            yield Rig(pipeline)
         finally:
-            await runner.stop(grace=1.0)
+            await pipeline.runner.stop(grace=1.0)
+            await pipeline.stop()
 
 
 def codes(server: SimulatorServer) -> list[str]:
