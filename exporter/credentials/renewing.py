@@ -224,13 +224,16 @@ class RenewingProvider:
         self._last_error = reason
         retry_in = min(RETRY_MAX, RETRY_FIRST * 2 ** (self._failures - 1))
         self._renew_at = self._clock() + retry_in
-        self._log.warning(
-            "credential_refresh_failed",
-            source=self._source.name,
-            error=SECRETS.scrub_text(reason),
-            retry_in=retry_in,
-            valid_until=int(self._loaded.expiry) if self._loaded and self._loaded.expiry else None,
-        )
+        if self._loaded is not None:  # a first load that fails is reported by start()'s error
+            fields: dict[str, object] = {"retry_in": retry_in}
+            if self._loaded.expiry is not None:
+                fields["valid_until"] = int(self._loaded.expiry)
+            self._log.warning(
+                "credential_refresh_failed",
+                source=self._source.name,
+                error=SECRETS.scrub_text(reason),
+                **fields,
+            )
         if self._on_refresh is not None:
             self._on_refresh(self._account, "error", self.expiry)
 
