@@ -27,7 +27,7 @@ import structlog
 from prometheus_client.parser import text_string_to_metric_families
 
 from exporter.config import AccountConfig, Config
-from exporter.credentials import Credential, StaticCredentials
+from exporter.credentials import Credential, CredentialSettings, StaticCredentials
 from exporter.events import EventLog
 from exporter.metrics.health import HealthMetrics
 from exporter.metrics.store import MetricStore
@@ -101,8 +101,14 @@ def make_config(
     state_file: Path | None = None,
     rate_limit: float = 20.0,
 ) -> Config:
+    settings = CredentialSettings(
+        source="static",
+        secret_id=credential.secret_id,
+        secret_key=credential.secret_key,
+        session_token=credential.token,
+    )
     account = AccountConfig(
-        name=ACCOUNT, credential=credential, regions=(REGION,), endpoint=endpoint, rate_limit=rate_limit
+        name=ACCOUNT, credentials=settings, regions=(REGION,), endpoint=endpoint, rate_limit=rate_limit
     )
     return Config(
         poll_interval=15.0,
