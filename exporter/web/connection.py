@@ -137,6 +137,11 @@ async def serve_connection(
         await conn.serve()
     except (ConnectionError, asyncio.IncompleteReadError, ssl.SSLError, OSError) as exc:
         _log.debug("web_connection_error", client=peer, reason=type(exc).__name__)
+    except Exception:
+        # A body source failing after the head went out: the client must see a broken
+        # body (reset, no final chunk), never a short one that looks complete.
+        _log.error("web_response_failed", client=peer, exc_info=True)
+        conn.timed_out = True
     finally:
         counters.open -= 1
         if conn.timed_out or writer.transport.get_write_buffer_size():

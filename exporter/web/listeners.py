@@ -174,4 +174,3 @@ def raise_open_files_limit() -> tuple[int, int] | None:
         resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
         return int(soft), int(target)
     return None
-

@@ -77,6 +77,24 @@ def serve() -> Iterator[Callable[..., WebServer]]:
         server.stop()
 
 
+@pytest.fixture
+def serve_many() -> Iterator[Callable[..., WebServer]]:
+    """Start ``WebServer``s on several addresses and/or inherited sockets; stopped at teardown."""
+    started: list[WebServer] = []
+
+    def start(listen: Sequence[str], **kwargs: Any) -> WebServer:
+        kwargs.setdefault("sources", make_sources())
+        kwargs.setdefault("landing", LandingConfig(version="9.9.9"))
+        server = WebServer(listen, **kwargs)
+        server.start()
+        started.append(server)
+        return server
+
+    yield start
+    for server in started:
+        server.stop()
+
+
 def bcrypt_hash(password: str, cost: int = 4) -> str:
     """Cost 4 keeps tests fast; the server handles any cost the same way."""
     return bcrypt.hashpw(password.encode(), bcrypt.gensalt(rounds=cost)).decode()

@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import html
 import re
+import secrets
 from html.parser import HTMLParser
 
 import httpx
+import pytest
 
 from exporter.model import RegionStatus
-from exporter.web.landing import LandingConfig, LandingLink, render_landing
+from exporter.redaction import SECRETS
+from exporter.web.landing import LandingConfig, LandingLink, operator_links, render_landing
 
 NASTY = "<script>\"&'"
 T0 = 1_795_762_800.0  # 2026-11-27T07:00:00Z
@@ -142,3 +146,50 @@ class TestLinks:
             LandingConfig(), telemetry_path="/metrics", statuses=[status()], now=T0
         ).decode()
         assert "<script" not in page and "<link" not in page and "src=" not in page
+
+
+class TestDemoAndOperatorLinks:
+    def test_demo_banner_only_in_demo_mode(self):
+        demo = render_landing(LandingConfig(demo=True), telemetry_path="/metrics", statuses=[], now=T0)
+        real = render_landing(LandingConfig(), telemetry_path="/metrics", statuses=[], now=T0)
+        assert b'class="demo"' in demo and b"simulated" in demo
+        assert b'class="demo"' not in real and b"simulated" not in real
+
+    def test_runbook_and_dashboards_links_when_set(self):
+        links = operator_links(runbook_url="https://wiki.internal/runbook", dashboards_url="/grafana/d/x")
+        page = render_landing(
+            LandingConfig(links=links), telemetry_path="/metrics", statuses=[], now=T0
+        ).decode()
+        hrefs = re.findall(r'href="([^"]*)"', page)
+        assert hrefs[-2:] == ["https://wiki.internal/runbook", "/grafana/d/x"]
+
+    def test_unset_links_are_left_out(self):
+        assert operator_links(runbook_url=None, dashboards_url="") == ()
+
+    @pytest.mark.parametrize("url", ["javascript:alert(1)", "wiki/runbook", "https://a b"])
+    def test_bad_link_urls_are_refused(self, url):
+        with pytest.raises(ValueError, match="runbook URL"):
+            operator_links(runbook_url=url, dashboards_url=None)
+
+
+class TestRedaction:
+    """A secret an upstream reflected into a status or a stream name never reaches a page."""
+
+    def test_landing_status_row(self, serve, sources):
+        secret = "AKIDreflected" + secrets.token_hex(12)
+        SECRETS.add(secret)
+        statuses = [status(up=False, last_error=f"AuthFailure.{secret}", account=f"acct-{secret}")]
+        server = serve(sources(statuses=statuses))
+        page = httpx.get(f"{server.url}/").text
+        assert secret not in page and html.escape(secret) not in page
+        assert "&lt;redacted&gt;" in page
+
+    def test_events_stream_name(self, serve, sources):
+        secret = "token-" + secrets.token_hex(16)
+        SECRETS.add(secret)
+        events = [{"time": "2026-11-27T07:00:00Z", "account": "prod", "region": "ap-guangzhou",
+                   "stream": f"room-{secret}", "kind": "stream_start"}]  # fmt: skip
+        server = serve(sources(events=events))
+        r = httpx.get(f"{server.url}/events")
+        assert secret not in r.text
+        assert r.json()["events"][0]["stream"] == "room-<redacted>"
