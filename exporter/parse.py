@@ -41,6 +41,7 @@ holds them equal). :func:`parse_snapshot` is the cached parse with nothing cache
 
 from __future__ import annotations
 
+import sys
 from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -332,7 +333,7 @@ def _read_group(group: Any, admit: Callable[[str], bool] | None, times: dict[str
     elif len(host_group) > MAX_FIELD_CHARS:
         host_group = host_group[:MAX_FIELD_CHARS]
         reasons.append(Anomaly.LONG_FIELD)
-    stream = Stream(name, host_group, optimal, publishers)
+    stream = Stream(name, sys.intern(host_group), optimal, publishers)
     return _Odd(name, stream, tuple(reasons)) if reasons else stream
 
 
@@ -382,9 +383,11 @@ def _publishers(
 
 
 def _text(value: Any, reasons: list[Anomaly]) -> str:
+    # Interned: domain, app and source take a few values fleet-wide, so every publisher shares
+    # one copy instead of holding its own (interned strings are still freed when unused).
     if type(value) is str:
         if len(value) <= MAX_FIELD_CHARS:
-            return value
+            return sys.intern(value)
         reasons.append(Anomaly.LONG_FIELD)
         return value[:MAX_FIELD_CHARS]
     if value is not None:
