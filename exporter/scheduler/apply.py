@@ -74,6 +74,7 @@ class Applier:
         self._unexported: dict[RegionKey, int] = {}
         self._anomalies: dict[RegionKey, Mapping[str, int]] = {}
         self._judging: dict[RegionKey, bool] = {}
+        self._retired: set[RegionKey] = set()  # removed by a reload; a late apply must not revive them
         self.dirty = False
         self.configure(config)
 
@@ -124,6 +125,10 @@ class Applier:
         """
         with self.lock:
             previous = self._states.get(key)
+            if key in self._retired:  # a poll cancelled by a reload, finishing in its thread
+                return DiffResult(
+                    state=previous or _EMPTY, events=(), changed=frozenset(), dropped=frozenset()
+                )
             result = diff(previous, snapshot, self._rules)
             stored = self._store_view(key, snapshot, result, partial=partial)
             self._store.apply(stored, changed=result.changed, dropped=result.dropped, events=result.events)
@@ -234,9 +239,15 @@ class Applier:
         self._store.prepare()
         return restored
 
+    def activate(self, key: RegionKey) -> None:
+        """A region (re)added by a reload: its polls apply again, from a baseline."""
+        with self.lock:
+            self._retired.discard(key)
+
     def remove(self, key: RegionKey) -> None:
         """Forget a region removed (or re-keyed) by a reload; its series leave the store."""
         with self.lock:
+            self._retired.add(key)
             self._states.pop(key, None)
             self._caches.pop(key, None)
             self._views.pop(key, None)
@@ -321,6 +332,9 @@ class Applier:
             max_per_region=self._max_per_region,
             metric="tencent_live_region_streams_unexported",
         )
+
+
+_EMPTY = RegionState(streams={}, absent={}, last_master={})
 
 
 def _group_problem(publishers: int, masters: int) -> str | None:

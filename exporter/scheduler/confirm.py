@@ -22,11 +22,14 @@ import asyncio
 import time
 from collections.abc import Awaitable, Callable, Sequence
 
-from exporter.model import Snapshot, Stream
+import structlog
+
+from exporter.model import RegionKey, Snapshot, Stream
+from exporter.scheduler.apply import Applier
 from exporter.scheduler.poll import BLOCKED, CREDENTIALS, NoSpareBudget, error_class
 from exporter.tencent.errors import PollError
 
-__all__ = ["ConfirmOutcome", "confirm_by_name", "select_names"]
+__all__ = ["ConfirmOutcome", "confirm_by_name", "confirm_round", "select_names"]
 
 
 def select_names(vanished: Sequence[str], limit: int) -> list[str]:
@@ -93,3 +96,30 @@ async def confirm_by_name(
 
     await asyncio.gather(*(one(name) for name in names))
     return outcome
+
+
+async def confirm_round(
+    key: RegionKey,
+    names: Sequence[str],
+    fetch: Callable[[str], Awaitable[Snapshot]],
+    applier: Applier,
+    *,
+    clock: Callable[[], float] = time.time,
+) -> int:
+    """Ask for ``names``, apply the answers as one judging snapshot; returns drops confirmed."""
+    outcome = await confirm_by_name(names, fetch)
+    snapshot = outcome.snapshot(account=key.account, region=key.region, clock=clock)
+    dropped = 0
+    if snapshot is not None:
+        dropped = len((await asyncio.to_thread(applier.apply, key, snapshot, partial=True)).dropped)
+    structlog.get_logger("exporter.scheduler").debug(
+        "drops_confirmed_by_name",
+        account=key.account,
+        region=key.region,
+        asked=len(names),
+        found=len(snapshot.streams) if snapshot is not None else 0,
+        dropped=dropped,
+        failed=len(outcome.failed),
+        no_spare_budget=len(outcome.skipped),
+    )
+    return dropped

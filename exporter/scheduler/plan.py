@@ -27,6 +27,7 @@ __all__ = [
     "PollStrategy",
     "RegionPoll",
     "Schedule",
+    "interleave",
     "plan_account",
     "poll_full_list",
     "poll_watch_list",
@@ -105,6 +106,14 @@ def plan_account(
         requests_per_cycle=requests,
         spacing=spacing,
         stretched=stretched,
+    )
+
+
+def interleave(accounts: Sequence[tuple[str, Sequence[str]]]) -> tuple[RegionKey, ...]:
+    """All (account, region) keys, region-major, so start offsets alternate between accounts."""
+    width = max((len(regions) for _, regions in accounts), default=0)
+    return tuple(
+        RegionKey(name, regions[i]) for i in range(width) for name, regions in accounts if i < len(regions)
     )
 
 

@@ -4,7 +4,8 @@ With ``cli.py`` this is the one place that reaches across the chain; each job li
 own module: ``poll.py`` (one request: budget, client, retries, throttling, credential
 renewal), ``apply.py`` (scrub, parse, diff, store, events under one lock), ``confirm.py``
 (vanished streams asked for by name), ``jobs.py`` (APScheduler), and ``statefile.py``
-(persistence and its lock). The runner decides the order: poll, apply, report, confirm
+(file format and lock) with ``persist.py`` (when to restore and save), and ``report.py`` (log
+lines and health per outcome). The runner decides the order: poll, apply, report, confirm
 drops by name, say ``ready`` once every region has been polled, save now and then.
 """
 
@@ -15,9 +16,8 @@ import dataclasses
 import math
 import random
 import time
-from collections.abc import Callable, Mapping, Sequence
-from pathlib import Path
-from typing import Any
+from collections.abc import Callable, Mapping
+from functools import partial
 
 import structlog
 
@@ -26,19 +26,21 @@ from exporter.diff import RegionState
 from exporter.model import RegionKey, Snapshot
 from exporter.scheduler.apply import Applier
 from exporter.scheduler.budget import SlidingWindowBudget
-from exporter.scheduler.confirm import confirm_by_name, select_names
+from exporter.scheduler.confirm import confirm_round, select_names
 from exporter.scheduler.jobs import Jobs
+from exporter.scheduler.persist import Persistence
 from exporter.scheduler.plan import (
     DEFAULT_HEADROOM,
     RegionPoll,
     Schedule,
+    interleave,
     plan_account,
     start_offsets,
     strategy_for,
 )
-from exporter.scheduler.poll import THROTTLED, TRANSIENT, Requester, error_class, error_hint
+from exporter.scheduler.poll import Requester
 from exporter.scheduler.ports import DescribeClient, EventSink, Health, RetryPolicy, Store
-from exporter.statefile import StateFileError, StateLock, load_state, quarantine, save_state
+from exporter.scheduler.report import Reporter
 from exporter.tencent.errors import PollError
 
 __all__ = ["DescribeClient", "EventSink", "Health", "RetryPolicy", "Runner", "Store"]  # ports re-exported
@@ -93,13 +95,9 @@ class Runner:
             monotonic=monotonic,
             on_rate_change=self._replan,
         )
-        self._jobs = Jobs(poll=self._poll_job, housekeeping=self.housekeeping, on_late=self._late)
-        self._last_error: dict[RegionKey, str] = {}
-        self._save_lock = asyncio.Lock()
-        self._state_lock: StateLock | None = None
-        self._state_path: Path | None = config.state_file
-        self._started_at = monotonic()
-        self._ready = False
+        self._report = Reporter(health, clock=clock, monotonic=monotonic)
+        self._jobs = Jobs(poll=self._poll_job, housekeeping=self.housekeeping, on_late=self._report.late)
+        self._persistence = Persistence(config.state_file, self._applier)
         self._adopt(config)
 
     def _adopt(self, config: Config) -> None:
@@ -115,7 +113,7 @@ class Runner:
                 self._health.set_rate_limit(account.name, account.rate_limit)
         self._strategies = {a.name: strategy_for(a.stream_names) for a in config.accounts}
         self._schedules = {a.name: self._plan(a.name) for a in config.accounts}
-        self._keys = _interleave(config.accounts)
+        self._keys = interleave([(a.name, a.regions) for a in config.accounts])
         for key in self._keys:
             self._health.register(key)
             self._health.set_poll_cycle(key, self._schedules[key.account].cycle)
@@ -133,7 +131,7 @@ class Runner:
     @property
     def persistent(self) -> bool:
         """True when a state file is in use (configured, and not locked by another exporter)."""
-        return self._state_path is not None
+        return self._persistence.path is not None
 
     def budget(self, account: str) -> SlidingWindowBudget:
         return self._budgets[account]
@@ -149,10 +147,10 @@ class Runner:
             raise RuntimeError("runner already started")
         await self.restore()
         for schedule in self._schedules.values():
-            self._announce(schedule)
+            self._report.stretched(schedule, self._accounts[schedule.account])
         offsets = start_offsets(self._keys, self._schedules, initial=0.1)
         cycles = {key: self._schedules[key.account].cycle for key in self._keys}
-        self._started_at = self._monotonic()
+        self._report.restart()
         self._jobs.start(offsets, cycles, self._config.poll_interval)
 
     async def stop(self, grace: float = 3.0) -> None:
@@ -165,9 +163,7 @@ class Runner:
         if cancelled:
             self._log.warning("polls_cancelled", count=cancelled, grace_seconds=grace)
         await self.save_state()
-        if self._state_lock is not None:
-            self._state_lock.release()
-            self._state_lock = None
+        self._persistence.release()
 
     async def reconfigure(self, config: Config, clients: Mapping[str, DescribeClient]) -> dict[str, int]:
         """Apply a reloaded config (SPEC 9 "Reload"); the caller has validated all of it already.
@@ -184,18 +180,23 @@ class Runner:
             for n, a in new_accounts.items()
             if n in old_accounts and _identity(a) == _identity(old_accounts[n])
         }
-        removed = [k for k in self._keys if k.account not in same or k not in _keys_of(config)]
+        removed = [
+            k
+            for k in self._keys
+            if k.account not in same
+            or k not in {RegionKey(a.name, r) for a in config.accounts for r in a.regions}
+        ]
         for key in removed:
             await self._jobs.remove(key, grace=config.request_timeout + 1.0)
             self._applier.remove(key)
             self._health.unregister(key)
-            self._last_error.pop(key, None)
+            self._report.forget(key)
         for name in old_accounts.keys() - new_accounts.keys():
             self._budgets.pop(name, None)
             self._health.unregister_account(name)
         if config.state_file != self._config.state_file:
             self._log.warning("reload_needs_restart", setting="state_file", kept=str(self._config.state_file))
-            config = _with_state_file(config, self._config.state_file)
+            config = dataclasses.replace(config, state_file=self._config.state_file)
         old_cycles = {k: self._schedules[k.account].cycle for k in self._keys}
         self._clients.clear()
         self._clients.update(clients)
@@ -206,61 +207,20 @@ class Runner:
         for key in self._keys:
             cycle = self._schedules[key.account].cycle
             if key in offsets:
+                self._applier.activate(key)
                 self._jobs.add(key, cycle, offsets[key])
             elif not math.isclose(old_cycles.get(key, cycle), cycle):
                 self._jobs.reschedule(key, cycle)
         self._jobs.set_housekeeping(config.poll_interval)
         if added:
-            self._ready = False
+            self._report.restart()
         return {"kept": len(self._keys) - len(added), "added": len(added), "removed": len(removed)}
 
     # ------------------------------------------------------------------------------ persistence
 
-    def _lock_state_file(self) -> Path | None:
-        """Take the state file's lock once; another exporter holding it means no persistence."""
-        path = self._state_path
-        if path is None or self._state_lock is not None:
-            return path
-        lock = StateLock(path)
-        try:
-            lock.acquire()
-        except StateFileError as exc:
-            self._log.error("state_file_locked", path=str(path), error=str(exc), persistence="off")
-            self._state_path = None
-            return None
-        self._state_lock = lock
-        return path
-
     async def restore(self) -> None:
-        """Load region states and counters from ``state_file``; anything unusable means a fresh start.
-
-        Restored regions diff their first poll against the restored state (no new baseline), so
-        a switchover that happened while we were down is still counted. A file that fails
-        validation at any depth, counters included, is moved aside and logged.
-        """
-        path = self._lock_state_file()
-        if path is None:
-            return
-        try:
-            saved = await asyncio.to_thread(load_state, path)
-        except StateFileError as exc:
-            self._log.warning("state_restore_failed", error=str(exc))
-            return
-        if saved is None:
-            self._log.info("state_file_absent", path=str(path))
-            return
-        try:
-            restored = await asyncio.to_thread(
-                self._applier.restore, saved.regions, saved.counters, set(self._keys)
-            )
-        except ValueError as exc:
-            aside = await asyncio.to_thread(quarantine, path)
-            self._log.warning(
-                "state_restore_failed",
-                error=f"state file {path} is unusable (counters: {exc}); {aside}; starting fresh",
-            )
-            return
-        self._log.info("state_restored", path=str(path), regions=restored)
+        """Load region states and counters from ``state_file`` (see persist.py)."""
+        await self._persistence.restore(self._keys)
 
     async def housekeeping(self) -> None:
         """Expire long-dropped streams and save the state file if anything changed."""
@@ -270,20 +230,8 @@ class Runner:
         await self.save_state()
 
     async def save_state(self) -> None:
-        """Write the state file (off the event loop) when something changed since the last save."""
-        path = self._state_path
-        if path is None or not self._applier.dirty:
-            return
-        async with self._save_lock:
-            await asyncio.to_thread(self._save_sync, path)
-
-    def _save_sync(self, path: Path) -> None:
-        regions, counters = self._applier.export()
-        try:
-            save_state(path, regions=regions, counters=counters)
-        except (StateFileError, OSError) as exc:
-            self._applier.dirty = True
-            self._log.error("state_save_failed", path=str(path), error=str(exc))
+        """Write the state file when something changed since the last save."""
+        await self._persistence.save()
 
     # ------------------------------------------------------------------------------ polling
 
@@ -311,7 +259,7 @@ class Runner:
             return await self._poll(key, spread=spread, started=started)
         finally:
             self._health.observe_poll(key, self._monotonic() - started)
-            self._check_ready()
+            self._report.check_ready(self._keys)
 
     async def _poll(self, key: RegionKey, *, spread: bool, started: float) -> bool:
         account = self._accounts[key.account]
@@ -319,7 +267,7 @@ class Runner:
         deadline = started + schedule.cycle
 
         async def fetch(name: str | None) -> Snapshot:
-            return await self._requester.fetch(key, name, deadline, lambda body: self._parse(key, body, name))
+            return await self._requester.fetch(key, name, deadline, partial(self._parse, key, name=name))
 
         poll = RegionPoll(
             account=key.account,
@@ -332,105 +280,32 @@ class Runner:
         try:
             snapshot = await self._strategies[key.account](poll)
         except PollError as exc:
-            self._failed(key, exc)
+            self._report.failed(key, exc)
             return False
         except Exception:
-            self._log.exception("poll_crashed", account=key.account, region=key.region)
-            self._health.poll_failed(key, PollError.code)
+            self._report.crashed(key)
             return False
         await asyncio.to_thread(self._applier.apply, key, snapshot)
-        self._succeeded(key, snapshot)
+        self._report.succeeded(key, snapshot, len(account.stream_names))
         if snapshot.scope is None:
             await self._confirm(key, snapshot, started + schedule.cycle * DEFAULT_HEADROOM)
         return True
 
-    async def _parse(self, key: RegionKey, body: bytes, name: str | None) -> Snapshot:
+    async def _parse(self, key: RegionKey, body: bytes, *, name: str | None) -> Snapshot:
         if name is None and len(body) > _THREAD_PARSE_BYTES:
             return await asyncio.to_thread(self._applier.parse, key, body, name)
         return self._applier.parse(key, body, name)
 
     async def _confirm(self, key: RegionKey, full: Snapshot, deadline: float) -> None:
         """Ask for streams the full list missed by name, from spare budget (see confirm.py)."""
-        limit: int = getattr(self._config, "drop_confirm_queries", 20)
-        names = select_names(self._applier.vanished(key, full), limit) if limit > 0 else []
-        if not names:
-            return
+        names = select_names(self._applier.vanished(key, full), self._config.drop_confirm_queries)
+        if names:
 
-        async def fetch(name: str) -> Snapshot:
-            return await self._requester.fetch(
-                key, name, deadline, lambda body: self._parse(key, body, name), spare=True
-            )
+            async def fetch(name: str) -> Snapshot:
+                parse = partial(self._parse, key, name=name)
+                return await self._requester.fetch(key, name, deadline, parse, spare=True)
 
-        outcome = await confirm_by_name(names, fetch)
-        snapshot = outcome.snapshot(account=key.account, region=key.region, clock=self._clock)
-        dropped = 0
-        if snapshot is not None:
-            dropped = len((await asyncio.to_thread(self._applier.apply, key, snapshot, partial=True)).dropped)
-        self._log.debug(
-            "drops_confirmed_by_name",
-            account=key.account,
-            region=key.region,
-            asked=len(names),
-            found=len(snapshot.streams) if snapshot is not None else 0,
-            dropped=dropped,
-            failed=len(outcome.failed),
-            no_spare_budget=len(outcome.skipped),
-        )
-
-    # ------------------------------------------------------------------------------ reporting
-
-    def _check_ready(self) -> None:
-        if not self._ready and self._health.all_polled():
-            self._ready = True
-            self._log.info(
-                "ready",
-                regions=len(self._keys),
-                up=sum(1 for k in self._keys if k not in self._last_error),
-                seconds=round(self._monotonic() - self._started_at, 3),
-            )
-
-    def _succeeded(self, key: RegionKey, snapshot: Snapshot) -> None:
-        self._health.poll_succeeded(key, self._clock(), len(snapshot.streams))
-        previous = self._last_error.pop(key, None)
-        if previous is not None:
-            self._log.info("poll_recovered", account=key.account, region=key.region, after=previous)
-        names = self._accounts[key.account].stream_names
-        if snapshot.scope is not None and len(snapshot.scope) < len(names):
-            self._log.warning(
-                "poll_partial",
-                account=key.account,
-                region=key.region,
-                queried=len(names),
-                answered=len(snapshot.scope),
-            )
-
-    def _failed(self, key: RegionKey, exc: PollError) -> None:
-        """One warning per failed poll; a blocked error is said once per change, at error."""
-        self._health.poll_failed(key, exc.code)
-        previous = self._last_error.get(key)
-        self._last_error[key] = exc.code
-        fields: dict[str, Any] = {
-            "account": key.account,
-            "region": key.region,
-            "code": exc.code,
-            "error_class": error_class(exc),
-            "request_id": exc.request_id,
-            "error": exc.message,
-        }
-        if error_class(exc) in (TRANSIENT, THROTTLED):
-            self._log.warning("poll_failed", **fields)
-        elif previous != exc.code:
-            hint = (
-                error_hint(exc)
-                or "fix the cause; polling continues every cycle and logs again when the error changes"
-            )
-            self._log.error("poll_blocked", **fields, hint=hint)
-        else:
-            self._log.debug("poll_failed", **fields)
-
-    def _late(self, key: RegionKey, reason: str) -> None:
-        self._health.poll_late(key)
-        self._log.warning("poll_late", account=key.account, region=key.region, reason=reason)
+            await confirm_round(key, names, fetch, self._applier, clock=self._clock)
 
     # ------------------------------------------------------------------------------ schedule
 
@@ -461,28 +336,7 @@ class Runner:
             if key.account == account:
                 self._health.set_poll_cycle(key, new.cycle)
                 self._jobs.reschedule(key, new.cycle)
-        self._log.warning(
-            "poll_cycle_stretched" if new.cycle > old.cycle else "poll_cycle_restored",
-            account=account,
-            poll_interval=new.poll_interval,
-            poll_cycle=round(new.cycle, 3),
-            rate=self._budgets[account].effective_rate,
-            reason="API budget lowered after throttling" if new.stretched else "budget covers poll_interval",
-        )
-
-    def _announce(self, schedule: Schedule) -> None:
-        account = self._accounts[schedule.account]
-        if schedule.stretched:
-            self._log.warning(
-                "poll_cycle_stretched",
-                account=schedule.account,
-                regions=len(account.regions),
-                stream_names=len(account.stream_names),
-                rate_limit=account.rate_limit,
-                poll_interval=schedule.poll_interval,
-                poll_cycle=round(schedule.cycle, 3),
-                reason=schedule.reason,
-            )
+        self._report.replanned(old, new, self._budgets[account].effective_rate)
 
 
 def _check_clients(config: Config, clients: Mapping[str, DescribeClient]) -> None:
@@ -493,24 +347,4 @@ def _check_clients(config: Config, clients: Mapping[str, DescribeClient]) -> Non
 
 def _identity(account: AccountConfig) -> tuple[object, ...]:
     """What makes two configs of an account the same vendor view: endpoint and credentials."""
-    credentials = getattr(account, "credentials", None) or getattr(account, "credential", None)
-    return (account.endpoint, credentials)
-
-
-def _keys_of(config: Config) -> set[RegionKey]:
-    return {RegionKey(a.name, r) for a in config.accounts for r in a.regions}
-
-
-def _with_state_file(config: Config, path: Path | None) -> Config:
-    return dataclasses.replace(config, state_file=path)
-
-
-def _interleave(accounts: Sequence[AccountConfig]) -> tuple[RegionKey, ...]:
-    """All keys, region-major, so start offsets alternate between accounts."""
-    width = max((len(a.regions) for a in accounts), default=0)
-    keys = []
-    for i in range(width):
-        for account in accounts:
-            if i < len(account.regions):
-                keys.append(RegionKey(account.name, account.regions[i]))
-    return tuple(keys)
+    return (account.endpoint, account.credentials)

@@ -1,0 +1,189 @@
+"""Reload (SPEC section 9): parse everything first; unchanged regions keep state and counters.
+
+The config files are real files read by the daemon's loader; the pipeline is ``build_pipeline``'s
+against the simulator; ``Reloader`` is what SIGHUP and ``POST /-/reload`` call.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+import httpx
+from structlog.testing import capture_logs
+
+from exporter.cli import Reloader, build_pipeline, parse_flags
+from exporter.config import load_config
+from exporter.model import RegionKey
+from exporter.simulator import Account, Simulator, World, mock_transport
+from tests.scheduler.rig import ENDPOINT, FAST_RETRY, SECRET_ID, SECRET_KEY, Clock, samples
+
+GZ, HK = "ap-guangzhou", "ap-hongkong"
+OTHER_ID, OTHER_KEY = "AKIDschedulertest0002", "scheduler-test-secret-key-0002"
+
+
+def config_text(*, regions: tuple[str, ...] = (GZ,), secret_id: str = SECRET_ID, interval: str = "5s") -> str:
+    key = SECRET_KEY if secret_id == SECRET_ID else OTHER_KEY
+    return (
+        f"poll_interval: {interval}\n"
+        "accounts:\n"
+        "  - name: prod\n"
+        f"    secret_id: {secret_id}\n"
+        f"    secret_key: {key}\n"
+        f"    endpoint: {ENDPOINT}\n"
+        f"    regions: [{', '.join(regions)}]\n"
+    )
+
+
+class Env:
+    def __init__(self, tmp_path: Path) -> None:
+        self.path = tmp_path / "config.yml"
+        self.world = World(
+            accounts=[
+                Account(secret_id=SECRET_ID, secret_key=SECRET_KEY),
+                Account(secret_id=OTHER_ID, secret_key=OTHER_KEY),
+            ]
+        )
+        self.world.add_stream(GZ, "news", publishers=2)
+        self.world.add_stream(HK, "hk-news", publishers=1)
+
+    def write(self, text: str) -> None:
+        self.path.write_text(text)
+
+
+def value(pipeline, name: str, **labels: str) -> float | None:  # type: ignore[no-untyped-def]
+    body = pipeline.store.render() + pipeline.health.render()
+    return samples(body).get((name, frozenset(labels.items())))
+
+
+def test_unchanged_regions_keep_state_new_ones_baseline_removed_ones_leave(tmp_path: Path) -> None:
+    env = Env(tmp_path)
+    env.write(config_text())
+    gz, hk = RegionKey("prod", GZ), RegionKey("prod", HK)
+
+    async def main() -> None:
+        async with httpx.AsyncClient(transport=mock_transport(Simulator(env.world))) as http:
+            pipeline = build_pipeline(
+                load_config(env.path), http, clock=Clock(), retry=FAST_RETRY, env={}, process_metrics=False
+            )
+            await pipeline.open()
+            reloader = Reloader(parse_flags(["--config.file", str(env.path)]), pipeline, demo=False)
+            try:
+                assert await pipeline.runner.poll_once(gz)
+                env.world.handover(GZ, "news")
+                assert await pipeline.runner.poll_once(gz)
+                handovers = {"account": "prod", "region": GZ, "reason": "handover"}
+                assert value(pipeline, "tencent_live_region_switchovers_total", **handovers) == 1
+
+                # Add a region, change the interval: gz keeps its state and counters.
+                env.write(config_text(regions=(GZ, HK), interval="7s"))
+                with capture_logs() as logs:
+                    assert await reloader.reload()
+                assert pipeline.runner.keys == (gz, hk)
+                assert pipeline.runner.state(gz) is not None
+                assert value(pipeline, "tencent_live_region_switchovers_total", **handovers) == 1
+                assert pipeline.runner.schedules["prod"].cycle == 7.0
+                assert value(pipeline, "tencent_live_up", account="prod", region=HK) == 0
+                [line] = [e for e in logs if e["event"] == "config_reloaded"]
+                assert (line["regions_kept"], line["regions_added"], line["regions_removed"]) == (1, 1, 0)
+                assert await pipeline.runner.poll_once(hk)
+                assert pipeline.events.recent()[0]["kind"] == "switchover"  # hk's baseline added nothing
+
+                # Remove it again: every hk series leaves /metrics.
+                env.write(config_text(regions=(GZ,)))
+                assert await reloader.reload()
+                body = (pipeline.store.render() + pipeline.health.render()).decode()
+                assert f'region="{HK}"' not in pipeline.health.render().decode()
+                if hasattr(pipeline.store, "remove_region"):
+                    assert f'region="{HK}"' not in body
+                assert value(pipeline, "tencent_live_config_last_reload_successful") == 1
+            finally:
+                await pipeline.stop()
+
+    asyncio.run(main())
+
+
+def test_an_invalid_file_changes_nothing_and_sets_the_gauge(tmp_path: Path) -> None:
+    env = Env(tmp_path)
+    env.write(config_text())
+    gz = RegionKey("prod", GZ)
+
+    async def main() -> None:
+        async with httpx.AsyncClient(transport=mock_transport(Simulator(env.world))) as http:
+            clock = Clock(1_800_000_000.0)
+            pipeline = build_pipeline(
+                load_config(env.path), http, clock=clock, retry=FAST_RETRY, env={}, process_metrics=False
+            )
+            await pipeline.open()
+            reloader = Reloader(parse_flags(["--config.file", str(env.path)]), pipeline, demo=False)
+            try:
+                assert await pipeline.runner.poll_once(gz)
+                assert (
+                    value(pipeline, "tencent_live_config_last_reload_success_timestamp_seconds") == clock.now
+                )
+                env.write(config_text(regions=(GZ, HK)) + "unknown_key: 1\n")
+                clock.tick(60)
+                with capture_logs() as logs:
+                    assert not await reloader.reload()
+                [line] = [e for e in logs if e["event"] == "reload_failed"]
+                assert "unknown_key" in line["reason"] and line["log_level"] == "error"
+                assert pipeline.runner.keys == (gz,)
+                assert value(pipeline, "tencent_live_config_last_reload_successful") == 0
+                assert (
+                    value(pipeline, "tencent_live_config_last_reload_success_timestamp_seconds")
+                    == clock.now - 60
+                )
+                env.write(config_text())
+                assert await reloader.reload()
+                assert value(pipeline, "tencent_live_config_last_reload_successful") == 1
+                assert (
+                    value(pipeline, "tencent_live_config_last_reload_success_timestamp_seconds") == clock.now
+                )
+            finally:
+                await pipeline.stop()
+
+    asyncio.run(main())
+
+
+def test_changed_credentials_are_a_new_baseline(tmp_path: Path) -> None:
+    env = Env(tmp_path)
+    env.write(config_text())
+    gz = RegionKey("prod", GZ)
+
+    async def main() -> None:
+        async with httpx.AsyncClient(transport=mock_transport(Simulator(env.world))) as http:
+            pipeline = build_pipeline(
+                load_config(env.path), http, clock=Clock(), retry=FAST_RETRY, env={}, process_metrics=False
+            )
+            await pipeline.open()
+            reloader = Reloader(parse_flags(["--config.file", str(env.path)]), pipeline, demo=False)
+            try:
+                assert await pipeline.runner.poll_once(gz)
+                env.write(config_text(secret_id=OTHER_ID))
+                assert await reloader.reload()
+                assert pipeline.runner.state(gz) is None  # another key may see another account
+                assert await pipeline.runner.poll_once(gz)
+                assert pipeline.events.recent() == []  # its first poll is a baseline again
+            finally:
+                await pipeline.stop()
+
+    asyncio.run(main())
+
+
+def test_web_reload_entry_works_from_another_thread(tmp_path: Path) -> None:
+    env = Env(tmp_path)
+    env.write(config_text())
+
+    async def main() -> None:
+        async with httpx.AsyncClient(transport=mock_transport(Simulator(env.world))) as http:
+            pipeline = build_pipeline(load_config(env.path), http, env={}, process_metrics=False)
+            await pipeline.open()
+            reloader = Reloader(parse_flags(["--config.file", str(env.path)]), pipeline, demo=False)
+            try:
+                env.write(config_text(regions=(GZ, HK)))
+                assert await asyncio.to_thread(reloader.reload_blocking)
+                assert len(pipeline.runner.keys) == 2
+            finally:
+                await pipeline.stop()
+
+    asyncio.run(main())
