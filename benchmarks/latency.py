@@ -186,7 +186,13 @@ class Fleet:
             listed = http.get(f"{sim}/_sim/streams", params={"region": region}).json()["StreamInfoList"]
             # Only streams the exporter has seen from the start: a switchover on a stream whose
             # start is still pending would count as a start.
-            self.names[region] = [g["StreamName"] for g in listed if len(g["BackupList"]) >= 2]
+            # A handover needs a master and a backup (a stream masterless since the baseline has no
+            # last master, so a master appearing there is no switchover).
+            self.names[region] = [
+                g["StreamName"]
+                for g in listed
+                if len(g["BackupList"]) >= 2 and any(p["MasterFlag"] == 1 for p in g["BackupList"])
+            ]
 
     def _post(self, command: str, **args: object) -> httpx.Response:
         return self.http.post(f"{self.sim}/_sim/{command}", content=json.dumps(args))
@@ -243,7 +249,10 @@ def run_mode(args: argparse.Namespace, confirm: int, directory: Path) -> dict[st
     for kind in KINDS:
         samples = sorted(x for c in channels if c.kind == kind for x in c.latencies)
         missed = sum(c.missed for c in channels if c.kind == kind)
-        result["kinds"][kind] = summary(samples) | {"missed": missed}
+        result["kinds"][kind] = summary(samples) | {
+            "missed": missed,
+            "samples": [round(x, 3) for x in samples],
+        }
     result["scrape_period_p50"] = percentile(sorted(scrape_periods), 0.5)
     result["max_requests_in_1s"] = requests["max_in_window"].get(_SECRET_ID, 0)
     result["codes"] = requests["codes"]

@@ -14,7 +14,7 @@ from datetime import UTC, datetime
 import pytest
 
 from .harness import Metrics, promtool_check, stack
-from .vendor_fake import Fault, Group, Listing, Pub, VendorFake
+from .vendor_fake import Fault, Group, Listing, Pub, Step, VendorFake
 
 SID, KEY = "AKIDdetectionE2E00000001", "detection-e2e-secret-key-0001"
 GZ, HK = "ap-guangzhou", "ap-hongkong"
@@ -57,7 +57,7 @@ S4 = "s4"
 A, B, C, D, E, F, G, H = "1001", "1002", "2001", "2002", "3001", "4444", "2999", "5001"
 
 # The detection script for ap-guangzhou, one step per poll.
-SCRIPT = [
+SCRIPT: list[Step] = [
     Listing.of(g(S1, m(A), b(B)), g(S2, m(C), b(D)), g(S3, m(E))),  # 0 baseline
     Listing.of(g(S1, b(A), m(B)), g(S2, m(C), b(D)), g(S3, m(E))),  # 1 handover A -> B
     Listing.of(g(S1, m(A)), g(S2, m(C), b(D)), g(S3, m(E))),  # 2 failover B -> A (B gone)

@@ -45,6 +45,7 @@ __all__ = [
     "Listing",
     "Pub",
     "Record",
+    "Step",
     "VendorFake",
     "expected_signature",
     "max_in_window",

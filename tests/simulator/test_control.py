@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from typing import Any
 
 import httpx
 import orjson
@@ -15,7 +16,7 @@ def _sim(server: SimulatorServer, command: str, **args: object) -> httpx.Respons
     return httpx.post(f"{server.url}/_sim/{command}", content=orjson.dumps(args))
 
 
-def _result(response: httpx.Response) -> object:
+def _result(response: httpx.Response) -> Any:
     assert response.status_code == 200, response.text
     return orjson.loads(response.content)["result"]
 

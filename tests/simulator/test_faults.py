@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from typing import Any
 
 import httpx
 import orjson
@@ -26,9 +27,9 @@ def post(simulator: SimulatorServer, sign):
     return _post
 
 
-def _ok(response: httpx.Response) -> dict:
+def _ok(response: httpx.Response) -> dict[str, Any]:
     assert response.status_code == 200
-    payload = orjson.loads(response.content)["Response"]
+    payload: dict[str, Any] = orjson.loads(response.content)["Response"]
     assert "Error" not in payload
     return payload
 

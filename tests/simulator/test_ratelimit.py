@@ -21,7 +21,8 @@ from exporter.simulator import (
 def _code(core: Simulator, request: tuple[dict[str, str], bytes]) -> str | None:
     """The reply's error code, ``None`` on success."""
     response = orjson.loads(core.handle("POST", "/", *request)[2])["Response"]
-    return response.get("Error", {}).get("Code")
+    code: str | None = response.get("Error", {}).get("Code")
+    return code
 
 
 def _record(arrival: float, secret_id: str = "A") -> RequestRecord:
