@@ -64,19 +64,17 @@ def _network_reason(exc: BaseException, timeout: float) -> str:
     return f"{type(exc).__name__}: {_short(detail)}" if detail else type(exc).__name__
 
 
-def _credential_from(fields: Mapping[str, Any], what: str) -> Credential:
+def _issued(fields: Mapping[str, Any], expired_time: object, what: str) -> Issued:
+    """The credential in ``fields`` (Tmp* names), added to the redaction store before anything else."""
     secret_id, key, token = fields.get("TmpSecretId"), fields.get("TmpSecretKey"), fields.get("Token")
     if not all(isinstance(v, str) and v for v in (secret_id, key, token)):
         raise CredentialError(f"{what}: reply lacks TmpSecretId, TmpSecretKey or Token")
     assert isinstance(secret_id, str) and isinstance(key, str) and isinstance(token, str)
-    SECRETS.add_all((key, token))
-    return Credential(secret_id, Secret(key), Secret(token))
-
-
-def _expiry(value: object, what: str) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
+    expiry = float(expired_time) if isinstance(expired_time, (int, float)) else None
+    SECRETS.add_all((key, token), expires_at=expiry)
+    if expiry is None or isinstance(expired_time, bool):
         raise CredentialError(f"{what}: reply lacks a numeric ExpiredTime")
-    return float(value)
+    return Issued(credential=Credential(secret_id, Secret(key), Secret(token)), expiry=expiry)
 
 
 async def cvm_role_credential(
@@ -124,7 +122,7 @@ async def cvm_role_credential(
     if data.get("Code") != "Success":
         code = _short(str(data.get("Code")))
         raise CredentialError(f'{what}: role "{role}": Code is {code!r}, not Success')
-    return Issued(credential=_credential_from(data, what), expiry=_expiry(data.get("ExpiredTime"), what))
+    return _issued(data, data.get("ExpiredTime"), what)
 
 
 def _host(endpoint: str) -> tuple[str, str]:
@@ -163,8 +161,7 @@ async def _call_sts(
     fields = response.get("Credentials")
     if not isinstance(fields, dict):
         raise CredentialError(f"{what}: reply lacks Credentials")
-    expiry = _expiry(response.get("ExpiredTime"), what)
-    return Issued(credential=_credential_from(fields, what), expiry=expiry)
+    return _issued(fields, response.get("ExpiredTime"), what)
 
 
 def _params(role_arn: str, session_name: str, duration: float | None, **extra: str) -> bytes:

@@ -194,7 +194,7 @@ class RenewingProvider:
         self._succeeded(loaded)
 
     def _succeeded(self, loaded: Loaded) -> None:
-        SECRETS.add_all(loaded.credential.secret_values())
+        SECRETS.add_all(loaded.credential.secret_values(), expires_at=loaded.expiry)
         previous = self._loaded
         self._loaded = loaded
         self._generation += 1
