@@ -326,3 +326,24 @@ def test_providers_run_concurrently_without_sharing_state(run, server, identity,
         return {p.current().secret_id for p in providers}
 
     assert len(run(main)) == 1  # the instance credential is the same for all until it rotates
+
+
+def test_silent_metadata_service_times_out_within_a_second(run, clock) -> None:
+    """A host that accepts the connection and never answers: the metadata timeout bounds the wait."""
+    import socket
+
+    with socket.socket() as silent:
+        silent.bind(("127.0.0.1", 0))
+        silent.listen(8)  # connections complete in the backlog; nobody ever reads or answers
+        url = f"http://127.0.0.1:{silent.getsockname()[1]}/latest/meta-data/"
+
+        async def main(http):
+            settings = CredentialSettings(source="cvm_role", metadata_endpoint=url)
+            await _provider(settings, http, clock).start()
+
+        started = time.monotonic()
+        with pytest.raises(CredentialError) as info:
+            run(main)
+        elapsed = time.monotonic() - started
+    assert 0.9 < elapsed < 1.5
+    assert str(info.value).endswith(f"metadata service {url} unreachable: no answer within 1s")
