@@ -25,6 +25,7 @@ VOLATILE = (
     "tencent_live_api_request_duration_seconds",
     "tencent_live_poll_duration_seconds",
     "tencent_live_rate_limit_wait_seconds_total",
+    "process_",  # the process's own memory, CPU, fds and start time
 )
 T = "2026-01-05T06:30:00Z"
 
@@ -82,7 +83,7 @@ def normalise(body: str) -> str:
     for line in body.splitlines():
         if line and not line.startswith("#") and line.startswith(VOLATILE):
             continue
-        lines.append(re.sub(r'(tencent_live_exporter_build_info\{version=")[^"]*"', r'\1VERSION"', line))
+        lines.append(re.sub(r"^(tencent_live_exporter_build_info)\{[^}]*\}", r"\1{BUILD}", line))
     return "\n".join(lines) + "\n"
 
 
