@@ -21,7 +21,7 @@ import threading
 import time
 import uuid
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Final
 
 import orjson
@@ -158,6 +158,20 @@ class Identity:
             self._issued[account.secret_id] = issued
         self.world.add_account(account)
         return issued
+
+    def expire(self, secret_id: str | None = None) -> int:
+        """End issued credentials now (one, or all): a revoked session, or a clock jump.
+
+        Returns how many were ended; the instance role hands out a fresh one on the next read.
+        """
+        now = int(self._clock())
+        with self._lock:
+            ended = [i for i in self._issued.values() if secret_id in (None, i.account.secret_id)]
+            for issued in ended:
+                ended_now = replace(issued, expires_at=min(issued.expires_at, now))
+                self._issued[issued.account.secret_id] = ended_now
+            self._instance_current = None
+        return len(ended)
 
     def check_live(self, secret_id: str) -> None:
         """Refuse an issued credential after its expiry (the hook the Live API calls).
