@@ -11,6 +11,7 @@ from __future__ import annotations
 import math
 import re
 from collections.abc import Iterable
+from dataclasses import dataclass
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -60,10 +61,15 @@ def _normalise(text: str) -> list[str]:
 
 
 class _Reference(Collector):
-    """The snapshot as client_python would expose it (first snapshot: counters 0)."""
+    """The snapshot as client_python would expose it (first snapshot: counters 0).
 
-    def __init__(self, snapshot: Snapshot) -> None:
+    ``expected`` names (``streams.expected`` exact names) not in the snapshot are expected
+    streams never seen: ``stream_online 0`` and ``stream_expected 1`` only.
+    """
+
+    def __init__(self, snapshot: Snapshot, expected: frozenset[str]) -> None:
         self._snap = snapshot
+        self._expected = expected
 
     def collect(self) -> Iterable[Metric]:
         snap = self._snap
@@ -88,11 +94,17 @@ class _Reference(Collector):
         for spec in STREAM_FAMILIES:
             short = spec.name.removeprefix("tencent_live_")
             family = _family(spec.name, spec.help, spec.type, ["account", "region", "stream", *spec.labels])
+            for name in sorted(self._expected - set(snap.streams)):
+                if short in ("stream_online", "stream_expected"):
+                    family.add_metric([*scope, name], 0.0 if short == "stream_online" else 1.0)
             for s in streams:
                 labels = [*scope, s.name]
                 master = s.master
                 if short == "stream_online":
                     family.add_metric(labels, 1.0)
+                elif short == "stream_expected":
+                    if s.name in self._expected:
+                        family.add_metric(labels, 1.0)
                 elif short == "stream_publishers":
                     family.add_metric(labels, float(len(s.publishers)))
                 elif short == "stream_master_info" and master:
@@ -101,9 +113,11 @@ class _Reference(Collector):
                         1.0,
                     )
                 elif short == "stream_master_publish_timestamp_seconds" and master:
-                    family.add_metric(labels, master.publish_time)
+                    if master.publish_time is not None:
+                        family.add_metric(labels, master.publish_time)
                 elif short == "stream_info":
-                    family.add_metric([*labels, s.host_group, str(s.optimal_enable)], 1.0)
+                    optimal = "" if s.optimal_enable is None else str(s.optimal_enable)
+                    family.add_metric([*labels, s.host_group, optimal], 1.0)
                 elif spec.type == "counter":
                     family.add_metric(labels, 0.0)
             if family.samples:
@@ -127,7 +141,7 @@ def snapshots(draw: st.DrawFn) -> Snapshot:
                 upstream_sequence=draw(odd_text),
                 domain=draw(odd_text),
                 app=draw(odd_text),
-                publish_time=draw(st.floats(0, 4e9, allow_nan=False)),
+                publish_time=draw(st.none() | st.floats(0, 4e9, allow_nan=False)),
                 source_from=draw(odd_text),
                 is_master=i == master_at,
             )
@@ -136,20 +150,36 @@ def snapshots(draw: st.DrawFn) -> Snapshot:
         streams[name] = Stream(
             name=name,
             host_group=draw(odd_text),
-            optimal_enable=draw(st.integers(0, 1)),
+            optimal_enable=draw(st.none() | st.integers(0, 1)),
             publishers=publishers,
         )
     return Snapshot(account=draw(odd_text), region=draw(odd_text), taken_at=0.0, streams=streams)
 
 
+@dataclass(frozen=True, slots=True)
+class _Expected:
+    """``streams.expected`` with exact names only, as the store reads it."""
+
+    names: frozenset[str]
+
+    def matches(self, name: str) -> bool:
+        return name in self.names
+
+    def __bool__(self) -> bool:
+        return bool(self.names)
+
+
 @settings(max_examples=150, deadline=None)
-@given(snapshots())
-def test_body_matches_generate_latest(snapshot: Snapshot) -> None:
-    store = MetricStore()
+@given(snapshots(), st.data())
+def test_body_matches_generate_latest(snapshot: Snapshot, data: st.DataObject) -> None:
+    # Some listed streams expected, and maybe names never seen.
+    seen = data.draw(st.sets(st.sampled_from(sorted(snapshot.streams))))
+    expected = frozenset(seen | data.draw(st.sets(odd_text, max_size=2)))
+    store = MetricStore(expected=_Expected(expected))
     store.apply(snapshot, changed=frozenset(snapshot.streams), dropped=(), events=())
     ours = store.render()
     registry = CollectorRegistry(auto_describe=True)
-    registry.register(_Reference(snapshot))
+    registry.register(_Reference(snapshot, expected))
     assert _normalise(ours.decode()) == _normalise(generate_latest(registry).decode())
     # And the real parser reads back exactly the label values we were given.
     parsed = {
@@ -158,7 +188,7 @@ def test_body_matches_generate_latest(snapshot: Snapshot) -> None:
         for s in f.samples
         if f.name == "tencent_live_stream_online"
     }
-    assert parsed == set(snapshot.streams)
+    assert parsed == set(snapshot.streams) | expected
 
 
 @given(st.floats(allow_nan=True, allow_infinity=True) | st.integers(-(10**12), 10**12).map(float))
