@@ -168,3 +168,60 @@ def test_the_sdk_refuses_what_the_simulator_refuses(real_server: SimulatorServer
     with pytest.raises(TencentCloudSDKException) as info:
         sdk.get_credential_info()
     assert info.value.get_code() == "UnauthorizedOperation"
+
+
+def test_the_documented_sts_reply_shape_is_accepted() -> None:
+    """The reply shape of the STS API reference (ExpiredTime, Expiration, Credentials, RequestId)."""
+    import asyncio
+    import json
+
+    import httpx
+
+    from exporter.credentials.remote import assume_role_with_web_identity
+
+    reply = {
+        "Response": {
+            "ExpiredTime": 1543914376,
+            "Expiration": "2018-12-04T09:06:16Z",
+            "Credentials": {
+                "Token": "documented-shape-token-0123456789",
+                "TmpSecretId": "AKIDdocumentedShape0123",
+                "TmpSecretKey": "documented-shape-key-0123",
+            },
+            "RequestId": "f6e7cbcb-add1-47bd-9097-d08cf8f3a919",
+        }
+    }
+    seen: list[httpx.Request] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        seen.append(request)
+        return httpx.Response(200, json=reply)
+
+    async def main():
+        async with httpx.AsyncClient(transport=httpx.MockTransport(handler)) as http:
+            return await assume_role_with_web_identity(
+                http,
+                endpoint="https://sts.tencentcloudapi.com",
+                region="ap-guangzhou",
+                provider_id="OIDC",
+                web_identity_token=Secret("eyJ.web.identity"),
+                role_arn="qcs::cam::uin/100000000001:roleName/r",
+                session_name="s",
+                duration=None,
+                clock=lambda: 1543907176.0,
+            )
+
+    issued = asyncio.run(main())
+    assert issued.expiry == 1543914376
+    assert issued.credential.secret_id == "AKIDdocumentedShape0123"
+    request = seen[0]
+    assert request.headers["Authorization"] == "SKIP"
+    assert request.headers["X-TC-Action"] == "AssumeRoleWithWebIdentity"
+    assert request.headers["X-TC-Version"] == "2018-08-13"
+    assert request.headers["Host"] == "sts.tencentcloudapi.com"
+    assert json.loads(request.content) == {
+        "ProviderId": "OIDC",
+        "WebIdentityToken": "eyJ.web.identity",
+        "RoleArn": "qcs::cam::uin/100000000001:roleName/r",
+        "RoleSessionName": "s",
+    }
