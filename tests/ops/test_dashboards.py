@@ -120,8 +120,7 @@ def _known_series() -> set[str]:
     health.credential_refreshed("a", "ok")
     health.set_credential_expiry("a", 2.0)
     health.config_reloaded(True, 1.0)
-    # stream_expected: SPEC section 9, exported once the config declares expected streams.
-    names = set(ALL_FAMILIES) | {"up", "ALERTS", "tencent_live_stream_expected"}
+    names = set(ALL_FAMILIES) | {"up", "ALERTS"}
     for family in text_string_to_metric_families(health.render().decode()):
         names.update(s.name for s in family.samples)
     recording = yaml.safe_load(RECORDING.read_text(encoding="utf-8"))
