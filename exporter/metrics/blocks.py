@@ -222,7 +222,7 @@ class RegionBlocks:
     ) -> bool:
         """One successful snapshot and what the diff made of it (see ``MetricStore.apply``)."""
         # Expire first: a slot freed under max_per_region goes to a waiting stream right away.
-        expired = self.expire(snapshot.taken_at, rules)
+        expired = self.expire(snapshot.taken_at, rules) > 0
         # Entries first, then events: after a restore the store starts empty while the diff
         # (restored state) already reports events for streams it is about to add.
         counts, render = self._take_streams(snapshot, changed, rules)
@@ -238,8 +238,11 @@ class RegionBlocks:
         self._counts = counts
         return self._refresh_region_lines() or bool(render) or expired
 
-    def expire(self, now: float, rules: Rules) -> bool:
-        """Forget dropped streams past retention; an expected exact name goes back to never seen."""
+    def expire(self, now: float, rules: Rules) -> int:
+        """Forget dropped streams past retention; an expected exact name goes back to never seen.
+
+        Returns how many streams expired (each one changes the text).
+        """
         gone = [name for name, at in self._dropped.items() if now - at >= rules.retention]
         for name in gone:
             del self._dropped[name]
@@ -250,7 +253,7 @@ class RegionBlocks:
                 self._render(entry)
             else:
                 self._remove(name)
-        return bool(gone)
+        return len(gone)
 
     def expect(self, rules: Rules) -> bool:
         """Take in ``rules.expected``: flags of existing entries, and an entry per exact name."""

@@ -138,7 +138,7 @@ class MetricStore:
                 self._generation += 1
 
     def expire(self, now: float) -> int:
-        """Forget dropped streams whose retention has passed; returns in how many regions."""
+        """Forget dropped streams whose retention has passed; returns how many went."""
         with self._lock:
             count = sum(region.expire(now, self._rules) for region in self._order)
             if count:
