@@ -41,13 +41,14 @@ holds them equal). :func:`parse_snapshot` is the cached parse with nothing cache
 
 from __future__ import annotations
 
+import re
 import sys
 from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta, timezone
 from enum import StrEnum
-from itertools import repeat
+from itertools import pairwise, repeat
 from operator import attrgetter
 from os import urandom
 from typing import Any, NoReturn
@@ -83,6 +84,7 @@ _MAX_VALUE_REPR = 40
 _MAX_KEY = 64
 _BEIJING = timezone(timedelta(hours=8))
 _FLAGS = (0, 1)
+_COMMA = ord(",")
 
 
 class Anomaly(StrEnum):
@@ -455,45 +457,50 @@ def _cut_groups(body: bytes) -> tuple[Sequence[Any], list[int], str] | None:  # 
     delimiter = body[first : end + 2]
     if b"\\" in delimiter:  # an escaped key: not worth the trouble
         return None
-    pieces = body.split(delimiter)
-    if len(pieces[0]) != first:  # the key starts an object before StreamInfoList too
+    # Offsets, not pieces: no copy of the reply is made (each group is a view of it).
+    starts = [found.start() for found in re.finditer(re.escape(delimiter), body)]
+    if starts[0] != first:  # the key starts an object before StreamInfoList too
         return None
-    head, pieces = pieces[0], pieces[1:]
+    view = memoryview(body)
     nonce = urandom(8).hex()
     try:
-        probe_text = head + delimiter + b'"' + nonce.encode() + b'"},' + delimiter + pieces[-1]
+        probe_text = body[:first] + delimiter + b'"' + nonce.encode() + b'"},' + view[starts[-1] :]
         probe, request_id = _groups(probe_text)
     except PollError:
         return None
     key = delimiter[2:-2].decode()
     if len(probe) != 2 or probe[0] != {key: nonce}:
         return None
-    # The delimiter is part of each group's text (two replies may start groups with other keys).
-    salt = hash(delimiter)
-    fingerprints = [salt ^ text_hash for text_hash in map(hash, pieces)]
-    fingerprints[-1] = hash(orjson.dumps(probe[1])) if type(probe[1]) is dict else hash(pieces[-1])
-    return _CutGroups(delimiter, pieces, probe[1]), fingerprints, request_id
+    fingerprints = [hash(view[a:b]) for a, b in pairwise(starts)]
+    try:  # the last group's text runs into the rest of the reply: fingerprint its value
+        fingerprints.append(hash(orjson.dumps(probe[1])))
+    except orjson.JSONEncodeError:
+        return None
+    return _CutGroups(view, starts, probe[1]), fingerprints, request_id
 
 
 class _CutGroups(Sequence[Any]):
-    """The groups of :func:`_cut_groups`, parsed only when asked for (only new texts are)."""
+    """The groups of :func:`_cut_groups`, parsed only when asked for (only new texts are).
 
-    def __init__(self, delimiter: bytes, pieces: list[bytes], last: Any) -> None:
-        self._delimiter = delimiter
-        self._pieces = pieces
+    Group ``i`` is the reply's text from ``starts[i]`` to the comma before ``starts[i + 1]``.
+    """
+
+    def __init__(self, view: memoryview, starts: list[int], last: Any) -> None:
+        self._view = view
+        self._starts = starts
         self._last = last
 
     def __len__(self) -> int:
-        return len(self._pieces)
+        return len(self._starts)
 
     def __getitem__(self, index: Any) -> Any:
-        if index == len(self._pieces) - 1:
+        if index == len(self._starts) - 1:
             return self._last
-        text = self._pieces[index]
-        if not text.endswith(b","):
+        start, end = self._starts[index], self._starts[index + 1] - 1
+        if self._view[end] != _COMMA:
             raise _NotOneGroup
         try:
-            return orjson.loads(self._delimiter + text[:-1])  # trailing bytes fail: one object only
+            return orjson.loads(self._view[start:end])  # trailing bytes fail: one object only
         except orjson.JSONDecodeError:
             raise _NotOneGroup from None
 
