@@ -63,10 +63,14 @@ def _stream_alerts(c: MixinConfig) -> list[dict[str, Any]]:
             "TencentLiveExpectedStreamOffline",
             # An exact expected name is declared in every region of its account (the exporter
             # cannot know which one it is pushed to), so "offline" means online in none of them.
+            # A region not polling (or not polled yet since a start) is unknown, not offline:
+            # TencentLiveRegionPollingDown pages for it instead.
             expr=f"""
 max by (account, stream) (tencent_live_stream_expected{s} == 1)
 unless on (account, stream)
 max by (account, stream) (tencent_live_stream_online{s} == 1)
+unless on (account, stream)
+max by (account, stream) (tencent_live_stream_expected{s} == 1 and on (account, region) tencent_live_up{s} == 0)
 """,
             hold=t.expected_offline_for,
             page=True,

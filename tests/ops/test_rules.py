@@ -123,6 +123,13 @@ def test_promtool_check_config() -> None:
         ),
         # "expected but offline" judged per region: a never-seen 0 in another region would page
         ("max by (account, stream)", "max by (account, region, stream)"),
+        # "expected but offline" while the region is not even polled (a start with bad credentials)
+        (
+            "\n      unless on (account, stream)\n      max by (account, stream) "
+            '(tencent_live_stream_expected{job="tencent-live-exporter"} == 1 and on (account, region) '
+            'tencent_live_up{job="tencent-live-exporter"} == 0)',
+            "",
+        ),
         # drops of any stream paging again
         (
             "> 0\n    labels:\n      severity: warning\n    annotations:\n      summary: Streams dropped",
@@ -134,6 +141,7 @@ def test_promtool_check_config() -> None:
         "flapping-threshold",
         "polling-down-for",
         "expected-per-region",
+        "expected-unpolled",
         "drops-page",
     ],
 )
