@@ -515,6 +515,26 @@ def test_every_dashboard_panel_query_returns_data(driven: Driven) -> None:
 
 
 @needs_binaries
+def test_stream_picker_offers_online_streams_only(driven: Driven) -> None:
+    """The stream dashboard opens on a live stream: dropped ones (kept for retention) are not offered."""
+    model = _dashboard_models()["tencent-live-stream.json"]
+    (var,) = [v for v in model["templating"]["list"] if v["name"] == "stream"]
+    deadline = time.monotonic() + 30
+    options: list[str] = []
+    while time.monotonic() < deadline:
+        options = _label_values(
+            driven.prometheus, var["query"], {"account": ACCOUNT, "region": REGION}, var["regex"]
+        )
+        if driven.streams["drop"] not in options and driven.streams["flap"] in options:
+            break
+        time.sleep(0.5)  # polling interval of the deadline loop
+    assert driven.streams["flap"] in options and driven.streams["healthy"] in options
+    assert driven.streams["drop"] not in options, options
+    # ... while the raw series of the dropped stream is still there (stream_online 0).
+    assert _query(driven.prometheus, f'tencent_live_stream_online{{stream="{driven.streams["drop"]}"}} == 0')
+
+
+@needs_binaries
 def test_stream_dashboard_shows_the_flapping_master(driven: Driven) -> None:
     """The master timeline has one series per master the stream had: the original plus each handover."""
     selector = f'account="{ACCOUNT}",region="{REGION}",stream="{driven.streams["flap"]}"'

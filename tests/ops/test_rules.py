@@ -196,6 +196,13 @@ def test_alert_has_routing_label_and_annotations(rule: dict[str, Any]) -> None:
     assert annotations["runbook_url"] == RUNBOOK_BASE + rule["alert"].lower()
 
 
+def test_every_paging_alert_waits_with_a_for() -> None:
+    """A page needs a `for:` so that a planned stop (backup off, then the master) plays out first."""
+    paging = [rule for rule in _alerts() if rule["labels"]["severity"] == "critical"]
+    assert len(paging) >= 8
+    assert [rule["alert"] for rule in paging if not rule.get("for")] == []
+
+
 def _runbook_anchors() -> set[str]:
     """GitHub heading anchors of docs/runbook.md (lowercase, spaces to dashes, punctuation dropped)."""
     anchors = set()
