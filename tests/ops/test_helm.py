@@ -259,3 +259,44 @@ def test_config_change_rolls_the_pod() -> None:
     assert (
         after["spec"]["template"]["metadata"]["annotations"]["checksum/config"] != before["checksum/config"]
     )
+
+
+def _notes(tmp_path: Path, values: Path) -> str:
+    """NOTES.txt as `helm install` prints it (`helm template` skips NOTES: render it through tpl)."""
+    chart = tmp_path / "chart"
+    shutil.copytree(CHART, chart)
+    (chart / "templates" / "NOTES.txt").rename(chart / "notes.txt")
+    (chart / "templates" / "notes-under-test.yaml").write_text(
+        "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: notes\ndata:\n"
+        '  notes: {{ tpl (.Files.Get "notes.txt") . | quote }}\n',
+        encoding="utf-8",
+    )
+    result = _helm(
+        "template",
+        "tle",
+        str(chart),
+        "-n",
+        "monitoring",
+        "-f",
+        str(values),
+        "--show-only",
+        "templates/notes-under-test.yaml",
+    )
+    assert result.returncode == 0, result.stderr
+    return str(yaml.safe_load(result.stdout)["data"]["notes"])
+
+
+@needs_helm
+@pytest.mark.parametrize(
+    ("values", "expected"),
+    [
+        ("default-values.yaml", "WARNING: neither credentials.existingSecret nor a TKE role-arn"),
+        ("full-values.yaml", "from Secret tl-creds"),
+        ("tke-oidc-values.yaml", "TKE OIDC: the pod identity webhook injects"),
+    ],
+    ids=["no-credentials", "secret", "tke-oidc"],
+)
+def test_notes_say_where_credentials_come_from(tmp_path: Path, values: str, expected: str) -> None:
+    notes = _notes(tmp_path, CHART / "ci" / values)
+    assert expected in notes
+    assert "port-forward svc/tle-tencent-live-exporter 9877" in notes
