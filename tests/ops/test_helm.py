@@ -155,6 +155,13 @@ def test_rendered_config_passes_check_config(values: Path, tmp_path: Path) -> No
     state_file = yaml.safe_load(text).get("state_file")
     if state_file:
         assert str(Path(state_file).parent) in mounts, "state_file must be on a writable volume"
+    # Key files from a mounted Secret: check against stand-ins at a temporary mount point.
+    for mount in (m for m in container["volumeMounts"] if m["name"] == "credentials"):
+        stand_in = tmp_path / "credentials"
+        stand_in.mkdir()
+        for name in ("TENCENTCLOUD_SECRET_ID", "TENCENTCLOUD_SECRET_KEY"):
+            (stand_in / name).write_text(f"{name.lower()}-value\n", encoding="utf-8")
+        text = text.replace(mount["mountPath"], str(stand_in))
     path = tmp_path / config_path.name
     path.write_text(text, encoding="utf-8")
     env = {**os.environ, "TENCENTCLOUD_SECRET_ID": "AKIDhelmtest", "TENCENTCLOUD_SECRET_KEY": "helm-test-key"}
@@ -177,6 +184,20 @@ def test_credentials_come_from_an_existing_secret_never_from_values() -> None:
     secrets = _kind(docs, "Secret")
     assert [s["metadata"]["name"] for s in secrets] == ["tle-tencent-live-exporter-web-config"]
     assert "TENCENTCLOUD" not in json.dumps(secrets)
+
+
+@needs_helm
+def test_credentials_as_files_mount_the_secret_read_only_and_set_no_environment() -> None:
+    docs = _render(CHART / "ci" / "secret-files-values.yaml")
+    container = _container(docs)
+    assert "envFrom" not in container
+    (mount,) = [m for m in container["volumeMounts"] if m["name"] == "credentials"]
+    assert mount["readOnly"] is True
+    pod = _kind(docs, "Deployment")[0]["spec"]["template"]["spec"]
+    (volume,) = [v for v in pod["volumes"] if v["name"] == "credentials"]
+    assert volume["secret"]["secretName"] == "tl-creds"
+    config = yaml.safe_load(_kind(docs, "ConfigMap")[0]["data"]["config.yml"])
+    assert config["accounts"][0]["secret_key_file"].startswith(mount["mountPath"] + "/")
 
 
 @needs_helm
@@ -291,10 +312,11 @@ def _notes(tmp_path: Path, values: Path) -> str:
     ("values", "expected"),
     [
         ("default-values.yaml", "WARNING: neither credentials.existingSecret nor a TKE role-arn"),
-        ("full-values.yaml", "from Secret tl-creds"),
+        ("full-values.yaml", "from Secret tl-creds (TENCENTCLOUD_SECRET_ID"),
+        ("secret-files-values.yaml", "mounted as files in /etc/tencent-live-exporter-credentials"),
         ("tke-oidc-values.yaml", "TKE OIDC: the pod identity webhook injects"),
     ],
-    ids=["no-credentials", "secret", "tke-oidc"],
+    ids=["no-credentials", "secret", "secret-files", "tke-oidc"],
 )
 def test_notes_say_where_credentials_come_from(tmp_path: Path, values: str, expected: str) -> None:
     notes = _notes(tmp_path, CHART / "ci" / values)
