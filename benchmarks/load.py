@@ -149,6 +149,15 @@ def rss_mb(pid: int) -> tuple[float, float]:
 
 
 @dataclass
+class PlainTally:
+    """Plain (uncompressed, chunked) scrapes: streamed and dropped as they arrive."""
+
+    latencies: list[float] = field(default_factory=list)
+    errors: list[str] = field(default_factory=list)
+    bytes_read: int = 0
+
+
+@dataclass
 class Tally:
     latencies: list[float] = field(default_factory=list)
     errors: list[str] = field(default_factory=list)
@@ -226,6 +235,36 @@ async def scraper(
             tally.latencies.append(elapsed)
         except httpx.HTTPError as exc:
             tally.errors.append(f"{type(exc).__name__}: {exc}")
+
+
+async def plain_scraper(
+    client: httpx.AsyncClient, url: str, until: float, tally: PlainTally, interval: float, offset: float
+) -> None:
+    """Plain scrapes (no gzip), as a person with curl or an old collector does: the exporter
+    streams the text chunked while inflating it; this reader keeps only the tail it checks."""
+    next_at = time.monotonic() + offset
+    while True:
+        if interval > 0:
+            await asyncio.sleep(max(0.0, next_at - time.monotonic()))
+            next_at += interval
+        if time.monotonic() >= until:
+            return
+        started = time.perf_counter()
+        size, tail = 0, b""
+        try:
+            async with client.stream("GET", url, headers={"Accept-Encoding": "identity"}) as reply:
+                async for chunk in reply.aiter_raw():
+                    size += len(chunk)
+                    tail = (tail + chunk)[-(1 << 20) :]
+            elapsed = time.perf_counter() - started
+        except httpx.HTTPError as exc:
+            tally.errors.append(f"plain: {type(exc).__name__}: {exc}")
+            continue
+        if reply.status_code != 200 or not tail.endswith(b"\n") or b"\ntencent_live_up{" not in tail:
+            tally.errors.append(f"plain: status {reply.status_code}, incomplete body of {size} bytes")
+            continue
+        tally.bytes_read += size
+        tally.latencies.append(elapsed)
 
 
 async def fetch_health(
@@ -325,13 +364,18 @@ async def _load(
         httpx.AsyncClient(timeout=timeout, trust_env=False) as side,
     ):
         ready_s = await wait_ready(side, base, exporter, args.startup_timeout)
-        watch, tally = Watch(), Tally()
+        watch, tally, plain = Watch(), Tally(), PlainTally()
         until = time.monotonic() + args.duration
         tasks = [
             scraper(
                 client, f"{base}/metrics", until, tally, args.verify_every, args.interval, offset, inflater
             )
             for offset in (args.interval * i / args.scrapers for i in range(args.scrapers))
+        ]
+        pace = args.interval or 5.0
+        tasks += [
+            plain_scraper(side, f"{base}/metrics", until, plain, pace, pace * (i + 0.5) / args.plain_scrapers)
+            for i in range(args.plain_scrapers)
         ]
         await asyncio.gather(
             monitor(side, f"{base}/metrics", exporter.pid, until, watch, args.health_every, inflater),
@@ -340,16 +384,21 @@ async def _load(
         late, behind, up, _ = await fetch_health(side, f"{base}/metrics", inflater)
     watch.late.append(late)
     watch.behind.append(behind)
-    return summarize(args, ready_s, tally, watch, up)
+    return summarize(args, ready_s, tally, plain, watch, up)
+
+
+def _percentile(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(q * len(ordered)))] if ordered else float("nan")
 
 
 def summarize(
-    args: argparse.Namespace, ready_s: float, tally: Tally, watch: Watch, up: int
+    args: argparse.Namespace, ready_s: float, tally: Tally, plain: PlainTally, watch: Watch, up: int
 ) -> dict[str, Any]:
     latencies = sorted(tally.latencies)
 
     def pct(q: float) -> float:
-        return latencies[min(len(latencies) - 1, int(q * len(latencies)))] if latencies else float("nan")
+        return _percentile(latencies, q)
 
     rss = [r for _, r, _ in watch.rss if r > 0]
     third = max(1, len(rss) // 3)
@@ -374,6 +423,13 @@ def summarize(
         "latency_p50_ms": round(statistics.median(latencies) * 1000, 1) if latencies else None,
         "latency_p99_ms": round(pct(0.99) * 1000, 1),
         "latency_max_ms": round(latencies[-1] * 1000, 1) if latencies else None,
+        "plain_scrapers": args.plain_scrapers,
+        "plain_scrapes": len(plain.latencies),
+        "plain_errors": len(plain.errors),
+        "plain_error_examples": sorted(set(plain.errors))[:5],
+        "plain_mb_per_scrape": round(plain.bytes_read / max(1, len(plain.latencies)) / 2**20, 1),
+        "plain_latency_p50_ms": round(_percentile(plain.latencies, 0.5) * 1000, 1),
+        "plain_latency_max_ms": round(max(plain.latencies, default=float("nan")) * 1000, 1),
         "polls_late_during_run": late_moved,
         "worst_last_success_past_cycle_s": round(max(watch.behind, default=float("nan")), 2),
         "regions_up_at_end": up,
@@ -398,6 +454,12 @@ def print_report(result: dict[str, Any]) -> None:
         print(f"    e.g. {example}")
     print(f"  latency p50 {result['latency_p50_ms']} ms, p99 {result['latency_p99_ms']} ms, "
           f"max {result['latency_max_ms']} ms")  # fmt: skip
+    if result["plain_scrapers"]:
+        print(f"  plus {result['plain_scrapers']} plain (chunked) scrapers: {result['plain_scrapes']} "
+              f"scrapes of {result['plain_mb_per_scrape']} MB, errors {result['plain_errors']}, latency p50 "
+              f"{result['plain_latency_p50_ms']} ms, max {result['plain_latency_max_ms']} ms")  # fmt: skip
+        for example in result["plain_error_examples"]:
+            print(f"    e.g. {example}")
     print(f"  polls on schedule: {'yes' if result['polls_on_schedule'] else 'NO'} "
           f"(polls_late_total moved by {result['polls_late_during_run']:g}; worst last_success "
           f"{result['worst_last_success_past_cycle_s']} s past one cycle; "
@@ -422,6 +484,12 @@ def main(argv: list[str] | None = None) -> int:
         type=float,
         default=None,
         help="seconds between one scraper's scrapes, 0 = back to back (default 5)",
+    )
+    parser.add_argument(
+        "--plain-scrapers",
+        type=int,
+        default=0,
+        help="extra scrapers asking for plain text (streamed chunked), each every --interval (default 0)",
     )
     parser.add_argument(
         "--exporter-env",
@@ -480,7 +548,8 @@ def main(argv: list[str] | None = None) -> int:
     out.write_text(json.dumps(result, indent=2) + "\n")
     print(f"\nresults: {out}")
     print(json.dumps({k: result[k] for k in ("scrapes", "errors", "polls_on_schedule", "latency_p99_ms")}))
-    return 0 if result["errors"] == 0 and alive and result["scrapes"] > 0 else 1
+    ok = result["errors"] == 0 and result["plain_errors"] == 0 and alive and result["scrapes"] > 0
+    return 0 if ok else 1
 
 
 if __name__ == "__main__":
