@@ -14,7 +14,16 @@ import pytest
 
 from exporter.diff import RegionState
 from exporter.model import Publisher, RegionKey, Stream
-from exporter.statefile import FORMAT, VERSION, SavedState, StateFileError, load_state, save_state
+from exporter.statefile import (
+    FORMAT,
+    VERSION,
+    SavedState,
+    StateFileError,
+    StateLock,
+    load_state,
+    quarantine,
+    save_state,
+)
 
 NOW = 1_795_762_800.0
 
@@ -242,3 +251,60 @@ class TestCorruptFile:
         with pytest.raises(StateFileError, match="cannot read state file"):
             load_state(path, clock=_now)
         assert path.is_dir()
+
+
+class TestLock:
+    def test_a_second_holder_is_refused_with_the_first_ones_pid(self, path: Path) -> None:
+        first, second = StateLock(path), StateLock(path)
+        first.acquire()
+        try:
+            with pytest.raises(StateFileError, match=rf"in use by process {os.getpid()}"):
+                second.acquire()
+        finally:
+            first.release()
+        second.acquire()  # free again once released
+        second.release()
+
+    def test_the_lock_dies_with_its_process(self, path: Path) -> None:
+        # flock is released by the kernel when the holder exits, however it exits.
+        code = textwrap.dedent(
+            f"""
+            import os
+            from pathlib import Path
+            from exporter.statefile import StateLock
+            StateLock(Path({str(path)!r})).acquire()
+            os._exit(0)
+            """
+        )
+        subprocess.run([sys.executable, "-c", code], check=True, timeout=60)
+        lock = StateLock(path)
+        lock.acquire()
+        lock.release()
+
+    def test_an_unopenable_lock_file_is_an_error(self, tmp_path: Path) -> None:
+        with pytest.raises(StateFileError, match="cannot open lock file"):
+            StateLock(tmp_path / "missing-dir" / "state.json").acquire()
+
+
+class TestQuarantine:
+    def test_moves_the_file_aside_and_says_where(self, path: Path) -> None:
+        path.write_text("{}")
+        where = quarantine(path, clock=lambda: NOW)
+        aside = path.parent / f"state.json.corrupt-{int(NOW)}"
+        assert where == f"moved to {aside}" and aside.read_text() == "{}" and not path.exists()
+
+    @pytest.mark.parametrize(
+        "regions",
+        [
+            {"x": {"account": "a", "region": "r", "streams": {"s": {"publishers": [[1, 2]]}}}},
+            {"x": {"account": "a", "region": "r", "streams": {"s": []}}},
+            {"x": {"account": ["a"], "region": "r"}},
+            {"x": {"account": "a", "region": "r", "streams": {}, "absent": {"s": 0}}},
+        ],
+        ids=["short publisher row", "stream not an object", "account not a string", "zero absence"],
+    )
+    def test_bad_nesting_at_any_depth_is_corrupt(self, path: Path, regions: dict[str, Any]) -> None:
+        path.write_text(json.dumps({"format": FORMAT, "version": VERSION, "regions": regions}))
+        with pytest.raises(StateFileError, match="starting fresh"):
+            load_state(path, clock=lambda: NOW)
+        assert (path.parent / f"state.json.corrupt-{int(NOW)}").exists()

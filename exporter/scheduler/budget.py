@@ -314,7 +314,7 @@ class SlidingWindowBudget:
                     slot.waited = max(0.0, self._clock() - started)
                     return slot
                 self.release(slot)  # never sent: simply forgotten
-            if self._clock() + poll > deadline:
+            if self._clock() + poll >= deadline:
                 return None
             await asyncio.sleep(poll)
 

@@ -8,6 +8,8 @@ the independent fake; the budget is judged on the fake's arrival log, not on our
 
 from __future__ import annotations
 
+import json
+import signal
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -164,3 +166,124 @@ def test_budget_holds_with_watch_lists(tmp_path: Path, fake: VendorFake) -> None
 def test_budget_holds_with_200_watched_names(tmp_path: Path, fake: VendorFake) -> None:
     # The acceptance size: 2 accounts x 5 regions x 200 names, rate_limit 20.
     _budget_run(tmp_path, fake, rate_limit=20, names=200, polls=1, timeout=240)
+
+
+def _one_region(fake: VendorFake, state: Path | None = None, regions: tuple[str, ...] = (GZ,)) -> str:
+    sid, key = ACCOUNTS["alpha"]
+    text = (
+        f"poll_interval: 1s\nrequest_timeout: 500ms\naccounts:\n  - name: alpha\n    secret_id: {sid}\n"
+        f"    secret_key: {key}\n    regions: [{', '.join(regions)}]\n    endpoint: {fake.url}\n"
+    )
+    return text if state is None else f"state_file: {state}\n{text}"
+
+
+_GOOD_REGION = {"format": 1, "regions": [{"account": "alpha", "region": GZ, "stream_drops": 1}]}
+
+
+def _state(counters: object = _GOOD_REGION, **top: object) -> str:
+    doc: dict[str, object] = {
+        "format": "tencent-live-exporter-state",
+        "version": 1,
+        "regions": {},
+        "counters": counters,
+    }
+    doc.update(top)
+    return json.dumps(doc)
+
+
+BAD_STATE = {
+    "negative counter": _state(
+        {"format": 1, "regions": [{"account": "alpha", "region": GZ, "stream_drops": -1}]}
+    ),
+    "counter over 2^64": _state(
+        {"format": 1, "regions": [{"account": "alpha", "region": GZ, "stream_drops": 2**64 + 1}]}
+    ),
+    "string counter": _state(
+        {"format": 1, "regions": [{"account": "alpha", "region": GZ, "stream_drops": "3"}]}
+    ),
+    "counters format 2": _state({"format": 2, "regions": []}),
+    "file version 2": _state(version=2),
+    "bad nesting": _state(regions={"alpha/ap-guangzhou": {"account": "alpha", "region": GZ, "streams": [1]}}),
+    "stream counters not a list": _state(
+        {"format": 1, "regions": [{"account": "alpha", "region": GZ, "streams": {"s": {"a": 1}}}]}
+    ),
+    "not json": '{"format": ',
+}
+
+
+@pytest.mark.parametrize("content", BAD_STATE.values(), ids=BAD_STATE.keys())
+def test_a_bad_state_file_is_moved_aside_and_the_exporter_starts_fresh(
+    tmp_path: Path, fake: VendorFake, content: str
+) -> None:
+    fake.script(GZ, [Listing.of(g("s1", Pub("1", True)))])
+    state = tmp_path / "state.json"
+    state.write_text(content)
+    config = tmp_path / "config.yml"
+    config.write_text(_one_region(fake, state))
+    logs = []
+    for _ in range(2):  # and the next start is just as fine: no crash loop
+        with Exporter("--config.file", str(config), "--log.format", "json") as exporter:
+            exporter.wait_ready()
+            await_condition(
+                lambda: exporter.metrics().get("tencent_live_up", account="alpha", region=GZ) == 1,
+                what="a poll after the fresh start",
+            )
+            assert exporter.terminate() == 0
+        assert "Traceback" not in exporter.out + exporter.err
+        logs.append([json.loads(x) for x in exporter.err.splitlines() if x.startswith("{")])
+    aside = list(tmp_path.glob("state.json.corrupt-*"))
+    assert len(aside) == 1 and aside[0].read_text() == content
+    [failed] = [line for line in logs[0] if line["event"] == "state_restore_failed"]
+    assert failed["level"] == "warning" and str(aside[0]) in failed["error"]
+    assert "starting fresh" in failed["error"]
+    assert "state_restored" in {line["event"] for line in logs[1]}  # the fresh run's own save
+    assert state.exists()
+
+
+def test_two_exporters_never_share_one_state_file(tmp_path: Path, fake: VendorFake) -> None:
+    fake.script(GZ, [Listing.of(g("s1", Pub("1", True)))])
+    state = tmp_path / "state.json"
+    config = tmp_path / "config.yml"
+    config.write_text(_one_region(fake, state))
+    with Exporter("--config.file", str(config)) as first:
+        first.wait_ready()
+        await_condition((tmp_path / "state.json.lock").exists, what="the first exporter's lock")
+        with Exporter("--config.file", str(config), "--log.format", "json") as second:
+            second.wait_ready()
+            await_condition(
+                lambda: second.metrics().get("tencent_live_up", account="alpha", region=GZ) == 1,
+                what="the second exporter polling",
+            )
+            assert second.terminate() == 0
+        locked = [json.loads(x) for x in second.err.splitlines() if "state_file_locked" in x]
+        assert len(locked) == 1 and locked[0]["level"] == "error" and locked[0]["persistence"] == "off"
+        assert f"in use by process {first.proc.pid}" in locked[0]["error"]  # type: ignore[union-attr]
+        assert first.terminate() == 0
+    assert state.exists()
+
+
+def test_sighup_reloads_the_config_and_a_bad_file_changes_nothing(tmp_path: Path, fake: VendorFake) -> None:
+    for region in (GZ, "ap-hongkong"):
+        fake.script(region, [Listing.of(g("s1", Pub("1", True)))])
+    config = tmp_path / "config.yml"
+    config.write_text(_one_region(fake))
+    with Exporter("--config.file", str(config), "--log.format", "json") as exporter:
+        exporter.wait_ready()
+
+        def up(region: str) -> float | None:
+            return exporter.metrics().get("tencent_live_up", account="alpha", region=region)
+
+        await_condition(lambda: up(GZ) == 1, what="the first region up")
+        config.write_text(_one_region(fake, regions=(GZ, "ap-hongkong")))
+        exporter.proc.send_signal(signal.SIGHUP)  # type: ignore[union-attr]
+        await_condition(lambda: up("ap-hongkong") == 1, what="the added region polled after SIGHUP")
+        assert exporter.metrics().get("tencent_live_config_last_reload_successful") == 1
+        config.write_text("accounts: [\n")
+        exporter.proc.send_signal(signal.SIGHUP)  # type: ignore[union-attr]
+        await_condition(
+            lambda: exporter.metrics().get("tencent_live_config_last_reload_successful") == 0,
+            what="the failed reload on the gauge",
+        )
+        assert exporter.alive() and up("ap-hongkong") == 1
+        assert exporter.terminate() == 0
+    assert "reload_failed" in exporter.err

@@ -318,3 +318,43 @@ class TestLatency:
         sent, arrivals = self._run(rate, [0.0] * 40, latencies, fractions)
         assert sent == 40
         assert _max_in_window(arrivals, 1.0) <= rate
+
+
+class TestSpare:
+    def test_spare_sends_keep_room_for_regular_requests(self) -> None:
+        clock = FakeClock()
+        budget = SlidingWindowBudget(8, margin=0.0, clock=clock)
+
+        async def main() -> list[Slot | None]:
+            return [await budget.acquire_spare(clock.now, poll=0.0) for _ in range(8)]
+
+        got = asyncio.run(main())
+        sent = [slot for slot in got if slot is not None]
+        assert len(sent) == 6  # 8 per window, a quarter (2) kept free
+        assert budget.spare() == 2
+        for slot in sent:
+            budget.release(slot)
+        assert budget.reserve() == 0.0  # a regular request still goes out at once
+
+    def test_spare_never_jumps_the_queue(self) -> None:
+        clock = FakeClock()
+        budget = SlidingWindowBudget(5, margin=0.0, clock=clock)
+        queued = budget.plan()  # a regular request waiting its turn
+
+        async def main() -> Slot | None:
+            return await budget.acquire_spare(clock.now, poll=0.0)
+
+        assert asyncio.run(main()) is None
+        assert budget.try_send(queued) == 0.0
+
+    def test_nothing_before_the_deadline_means_none_and_nothing_held(self) -> None:
+        clock = FakeClock()
+        budget = SlidingWindowBudget(2, margin=0.0, clock=clock)
+        held = [budget.reserve() for _ in range(2)]
+        assert held == [0.0, 0.0]
+
+        async def main() -> Slot | None:
+            return await budget.acquire_spare(clock.now, poll=0.005)
+
+        assert asyncio.run(main()) is None
+        assert budget.spare() == 0
