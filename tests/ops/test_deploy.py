@@ -149,6 +149,18 @@ def _container_path(service: dict[str, Any], target: str) -> Path:
     raise AssertionError(f"{target} is not mounted")
 
 
+def test_compose_exporter_flags_parse_and_link_an_existing_dashboard() -> None:
+    from exporter.cli import parse_flags
+
+    command = _compose()["services"]["exporter"]["command"]
+    assert not isinstance(parse_flags(command), str), command
+    url = next(a.split("=", 1)[1] for a in command if a.startswith("--web.dashboards-url="))
+    uids = {json.loads(p.read_text(encoding="utf-8"))["uid"] for p in (REPO / "dashboards").glob("*.json")}
+    assert url.rsplit("/d/", 1)[1] in uids
+    grafana_port = _compose()["services"]["grafana"]["ports"][0].split(":")[1]
+    assert urlsplit(url).port == int(grafana_port)
+
+
 def test_compose_wiring_names_and_ports_agree() -> None:
     services = _compose()["services"]
     simulator_listen = services["simulator"]["command"][
