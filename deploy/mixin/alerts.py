@@ -70,7 +70,9 @@ max by (account, stream) (tencent_live_stream_expected{s} == 1)
 unless on (account, stream)
 max by (account, stream) (tencent_live_stream_online{s} == 1)
 unless on (account, stream)
-max by (account, stream) (tencent_live_stream_expected{s} == 1 and on (account, region) tencent_live_up{s} == 0)
+max by (account, stream) (
+  tencent_live_stream_expected{s} == 1 and on (account, region) tencent_live_up{s} == 0
+)
 """,
             hold=t.expected_offline_for,
             page=True,
@@ -253,8 +255,9 @@ tencent_live_last_success_timestamp_seconds{s} > 0
             summary=f"Odd records in DescribeBackupStreamList replies of {where}",
             description=f"""
                 Replies of {where} have carried odd records for 30 minutes
-                ({{{{ $value | printf "%.0f" }}}} in the last 15) that were skipped or read leniently (see the reason label of
-                tencent_live_parse_anomalies_total); skipped streams keep their last state.""",
+                ({{{{ $value | printf "%.0f" }}}} in the last 15) that were skipped or read
+                leniently (see the reason label of tencent_live_parse_anomalies_total); skipped
+                streams keep their last state.""",
         ),
         _alert(
             c,

@@ -189,6 +189,29 @@ def _fleet(c: MixinConfig) -> Dashboard:
                 ),
             ),
             Panel(
+                title="Expected streams off air",
+                description=(
+                    "Streams in streams.expected online in none of their account's regions now, one row per "
+                    "account and stream (as TencentLiveExpectedStreamOffline, without its for:)."
+                ),
+                kind="table",
+                width=24,
+                height=6,
+                targets=(
+                    Target(
+                        expr=(
+                            f"max by (account, stream) (tencent_live_stream_expected{{{in_account}}} == 1)\n"
+                            "unless on (account, stream)\n"
+                            f"max by (account, stream) (tencent_live_stream_online{{{in_account}}} == 1)\n"
+                            "unless on (account, stream)\n"
+                            f"max by (account, stream) (tencent_live_stream_expected{{{in_account}}} == 1\n"
+                            f"  and on (account, region) tencent_live_up{{{in_account}}} == 0)"
+                        ),
+                        instant=True,
+                    ),
+                ),
+            ),
+            Panel(
                 title="Online streams without a backup",
                 description="Fewer than two publishers: one encoder failure away from going off air.",
                 kind="table",

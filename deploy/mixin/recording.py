@@ -60,7 +60,9 @@ count by (account) (
   unless on (account, stream)
   max by (account, stream) (tencent_live_stream_online{s} == 1)
   unless on (account, stream)
-  max by (account, stream) (tencent_live_stream_expected{s} == 1 and on (account, region) tencent_live_up{s} == 0)
+  max by (account, stream) (
+    tencent_live_stream_expected{s} == 1 and on (account, region) tencent_live_up{s} == 0
+  )
 )
 or
 max by (account) (tencent_live_stream_expected{s}) * 0

@@ -125,9 +125,9 @@ def test_promtool_check_config() -> None:
         ("max by (account, stream)", "max by (account, region, stream)"),
         # "expected but offline" while the region is not even polled (a start with bad credentials)
         (
-            "\n      unless on (account, stream)\n      max by (account, stream) "
-            '(tencent_live_stream_expected{job="tencent-live-exporter"} == 1 and on (account, region) '
-            'tencent_live_up{job="tencent-live-exporter"} == 0)',
+            "\n      unless on (account, stream)\n      max by (account, stream) (\n        "
+            'tencent_live_stream_expected{job="tencent-live-exporter"} == 1 and on (account, region) '
+            'tencent_live_up{job="tencent-live-exporter"} == 0\n      )',
             "",
         ),
         # drops of any stream paging again
