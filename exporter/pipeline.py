@@ -14,12 +14,10 @@ new config; the runner keeps those regions' state and counters.
 
 from __future__ import annotations
 
-import inspect
 import os
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
 
 import httpx
 import structlog
@@ -31,6 +29,7 @@ from exporter.events import EventLog
 from exporter.metrics import HealthMetrics, MetricStore, metrics_source
 from exporter.metrics.health import build_revision
 from exporter.scheduler.runner import RetryPolicy, Runner
+from exporter.tencent import http_client
 from exporter.tencent.client import TencentClient
 from exporter.web.server import WebSources
 
@@ -51,16 +50,8 @@ def http_limits(config: Config) -> httpx.Limits:
 
 
 def default_http_factory(proxy_url: str | None, config: Config) -> httpx.AsyncClient:
-    """The vendor edge's client factory (proxy and CA environment as curl and Go honour them)."""
-    from exporter import tencent
-
-    factory: Any = getattr(tencent, "http_client", None)
-    if factory is not None:
-        client: httpx.AsyncClient = factory(
-            proxy_url, timeout=config.request_timeout, limits=http_limits(config)
-        )
-        return client
-    return httpx.AsyncClient(limits=http_limits(config), proxy=proxy_url, trust_env=True)
+    """The vendor edge's client: proxy (``proxy_url`` or the environment) and CA settings honoured."""
+    return http_client(proxy_url, timeout=config.request_timeout, limits=http_limits(config))
 
 
 @dataclass(slots=True, kw_only=True)
@@ -167,9 +158,24 @@ class Pipeline:
             if kept.get(name) is not old:
                 await old.provider.stop()
         self._wired = kept | fresh
+        self._warn_store_settings(config)
         self.config = config
+        self.store.set_expected(config.streams.expected)
         _declare(self.store, config)
         return summary
+
+    def _warn_store_settings(self, config: Config) -> None:
+        """Settings the store was built with: a reload keeps them, and says so when they changed."""
+        old, new = self.config, config
+        for name, before, after in (
+            ("streams.per_stream_metrics", old.streams.per_stream_metrics, new.streams.per_stream_metrics),
+            ("streams.max_per_region", old.streams.max_per_region, new.streams.max_per_region),
+            ("stream_retention", old.stream_retention, new.stream_retention),
+        ):
+            if before != after:
+                structlog.get_logger("exporter").warning(
+                    "reload_needs_restart", setting=name, kept=before, configured=after
+                )
 
 
 def _identity(account: AccountConfig) -> tuple[object, str, str | None]:
@@ -179,24 +185,18 @@ def _identity(account: AccountConfig) -> tuple[object, str, str | None]:
 
 def _declare(store: MetricStore, config: Config) -> None:
     """Expected streams exist in every configured region (``stream_expected``, ``stream_online 0``)."""
-    declare: Any = getattr(store, "declare_region", None)
-    if declare is None:
-        return
     for account in config.accounts:
         for region in account.regions:
-            declare(account.name, region)
+            store.declare_region(account.name, region)
 
 
 def _store_for(config: Config) -> MetricStore:
-    kwargs: dict[str, Any] = {
-        "per_stream_metrics": config.streams.per_stream_metrics,
-        "max_per_region": config.streams.max_per_region,
-        "retention": config.stream_retention,
-    }
-    expected = getattr(config.streams, "expected", None)
-    if expected is not None and "expected" in inspect.signature(MetricStore).parameters:
-        kwargs["expected"] = expected
-    return MetricStore(**kwargs)
+    return MetricStore(
+        per_stream_metrics=config.streams.per_stream_metrics,
+        max_per_region=config.streams.max_per_region,
+        retention=config.stream_retention,
+        expected=config.streams.expected,
+    )
 
 
 def build_pipeline(

@@ -184,7 +184,7 @@ class Applier:
         Pending drops after a judging list, and names a non-judging list (20,000 groups or an
         unusable group) left out; names whose group was unusable (``unknown``) did not vanish.
         """
-        unknown: Collection[str] = getattr(snapshot, "unknown", frozenset())
+        unknown = snapshot.unknown
         with self.lock:
             state = self._states.get(key)
             if state is None:
@@ -254,9 +254,7 @@ class Applier:
             self._unexported.pop(key, None)
             self._anomalies.pop(key, None)
             self._judging.pop(key, None)
-            remove_region: Any = getattr(self._store, "remove_region", None)
-            if remove_region is not None:
-                remove_region(key)
+            self._store.remove_region(key)
             self.dirty = True
         self._store.prepare()
 
@@ -264,11 +262,9 @@ class Applier:
 
     def _count_anomalies(self, key: RegionKey, snapshot: Snapshot, *, log: bool) -> None:
         """Odd records in a successful reply: counted always, logged once per change (SPEC 9)."""
-        anomalies: Mapping[str, int] = getattr(snapshot, "anomalies", None) or {}
-        parse_anomalies: Any = getattr(self._health, "parse_anomalies", None)
-        if parse_anomalies is not None:
-            for reason, count in anomalies.items():
-                parse_anomalies(key, reason, count)
+        anomalies = snapshot.anomalies
+        for reason, count in anomalies.items():
+            self._health.parse_anomalies(key, reason, count)
         if not log or dict(anomalies) == self._anomalies.get(key, {}):
             return
         self._anomalies[key] = dict(anomalies)
@@ -282,7 +278,7 @@ class Applier:
 
     def _log_judging(self, key: RegionKey, snapshot: Snapshot) -> None:
         """Say when a full list stops (or starts again) judging absences, not on every poll."""
-        judging = bool(getattr(snapshot, "judging_absences", True))
+        judging = snapshot.judging_absences
         if snapshot.scope is not None or judging == self._judging.get(key, True):
             self._judging[key] = judging
             return

@@ -45,6 +45,8 @@ class Store(Protocol):
 
     def restore_counters(self, data: Mapping[str, Any]) -> None: ...
 
+    def remove_region(self, key: RegionKey) -> None: ...
+
 
 class Health(Protocol):
     """What the runner needs of ``HealthMetrics``."""

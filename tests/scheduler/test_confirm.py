@@ -12,9 +12,10 @@ import time
 
 from structlog.testing import capture_logs
 
+from exporter.config import StreamFilter
 from exporter.model import RegionKey
-from exporter.simulator import FaultKind, max_requests_in_window
-from tests.scheduler.rig import FAST_RETRY, KEY, SECRET_ID, account, rig
+from exporter.simulator import LIST_LIMIT, Account, FaultKind, World, max_requests_in_window
+from tests.scheduler.rig import FAST_RETRY, KEY, SECRET_ID, SECRET_KEY, account, rig
 
 GZ, HK = "ap-guangzhou", "ap-hongkong"
 LABELS = {"account": "prod", "region": GZ}
@@ -172,5 +173,34 @@ class TestLogs:
                 [line] = [e for e in logs if e["event"] == "drops_confirmed_by_name"]
                 assert (line["asked"], line["found"], line["dropped"], line["failed"]) == (1, 0, 1, 0)
                 assert line["log_level"] == "debug"
+
+        asyncio.run(main())
+
+
+class TestVendorCeiling:
+    def test_absences_in_a_full_list_at_the_ceiling_confirm_nothing_only_by_name_does(self) -> None:
+        async def main() -> None:
+            world = World(
+                accounts=[Account(secret_id=SECRET_ID, secret_key=SECRET_KEY)],
+                regions=(GZ,),
+                streams_per_region=LIST_LIMIT + 1,  # one more than a full list can hold
+                seed=3,
+            )
+            # Region aggregates only: the test reads back a small body, not 20,000 streams' series.
+            async with rig(world, drop_confirmations=2, streams=StreamFilter(per_stream_metrics=False)) as r:
+                with capture_logs() as logs:
+                    assert await r.runner.poll_once(KEY)
+                [warning] = [e for e in logs if e["event"] == "absences_not_judged"]
+                assert warning["log_level"] == "warning" and warning["streams"] == LIST_LIMIT
+                gone = sorted(r.runner.state(KEY).streams)[0]
+                r.world.remove_stream(GZ, gone)
+                with capture_logs() as logs:
+                    assert await r.runner.poll_once(KEY)  # the list still holds 20,000 groups
+                assert not [e for e in logs if e["event"] == "absences_not_judged"]  # said once
+                assert r.runner.state(KEY).absent == {gone: 1}  # only the by-name reply counted
+                assert r.metric("tencent_live_region_stream_drops_total", **LABELS) == 0
+                assert await r.runner.poll_once(KEY)
+                assert r.metric("tencent_live_region_stream_drops_total", **LABELS) == 1
+                assert [n for _, n, _ in r.requests() if n is not None] == [gone, gone]
 
         asyncio.run(main())

@@ -93,9 +93,7 @@ def test_unchanged_regions_keep_state_new_ones_baseline_removed_ones_leave(tmp_p
                 env.write(config_text(regions=(GZ,)))
                 assert await reloader.reload()
                 body = (pipeline.store.render() + pipeline.health.render()).decode()
-                assert f'region="{HK}"' not in pipeline.health.render().decode()
-                if hasattr(pipeline.store, "remove_region"):
-                    assert f'region="{HK}"' not in body
+                assert f'region="{HK}"' not in body
                 assert value(pipeline, "tencent_live_config_last_reload_successful") == 1
             finally:
                 await pipeline.stop()
@@ -183,6 +181,29 @@ def test_web_reload_entry_works_from_another_thread(tmp_path: Path) -> None:
                 env.write(config_text(regions=(GZ, HK)))
                 assert await asyncio.to_thread(reloader.reload_blocking)
                 assert len(pipeline.runner.keys) == 2
+            finally:
+                await pipeline.stop()
+
+    asyncio.run(main())
+
+
+def test_expected_streams_are_declared_at_start_and_follow_a_reload(tmp_path: Path) -> None:
+    env = Env(tmp_path)
+    env.write("streams:\n  expected: [must-air]\n" + config_text())
+
+    async def main() -> None:
+        async with httpx.AsyncClient(transport=mock_transport(Simulator(env.world))) as http:
+            pipeline = build_pipeline(load_config(env.path), http, env={}, process_metrics=False)
+            await pipeline.open()
+            reloader = Reloader(parse_flags(["--config.file", str(env.path)]), pipeline, demo=False)
+            labels = {"account": "prod", "region": GZ}
+            try:
+                # Before any poll: expected and not online, so "expected but offline" can page.
+                assert value(pipeline, "tencent_live_stream_expected", **labels, stream="must-air") == 1
+                assert value(pipeline, "tencent_live_stream_online", **labels, stream="must-air") == 0
+                env.write("streams:\n  expected: [must-air, also]\n" + config_text())
+                assert await reloader.reload()
+                assert value(pipeline, "tencent_live_stream_expected", **labels, stream="also") == 1
             finally:
                 await pipeline.stop()
 
