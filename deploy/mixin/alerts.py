@@ -302,6 +302,20 @@ increase(tencent_live_credential_refreshes_total{refresh_ok}[30m]) > 0
         ),
         _alert(
             c,
+            "TencentLiveExporterMemoryHigh",
+            expr=f"process_resident_memory_bytes{s} > {t.exporter_memory_bytes}",
+            hold="15m",
+            page=False,
+            summary=(
+                "tencent-live-exporter {{ $labels.instance }} uses {{ $value | humanize1024 }}B of memory"
+            ),
+            description=f"""
+                The exporter process {{{{ $labels.instance }}}} has held more than
+                {t.exporter_memory_bytes // 1048576} MiB resident for 15 minutes; at its memory limit
+                it is killed and every alert goes blind until it has polled again.""",
+        ),
+        _alert(
+            c,
             "TencentLiveExporterDown",
             expr=f"up{_sel(c)} == 0",
             hold=t.exporter_down_for,

@@ -44,6 +44,7 @@ class Thresholds:
     stale_after: str = "5m"
     credential_expiry_within: str = "4m"
     exporter_down_for: str = "5m"
+    exporter_memory_bytes: int = 805306368
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
