@@ -67,14 +67,19 @@ class Limits:
 
 
 class Stream:
-    """A body of unknown length: the first chunk (already produced, so a source failing at once
-    still gets a clean 500) and the rest of the iterator. Sent chunked to HTTP/1.1 clients."""
+    """A body produced while it is sent: the first chunk (already produced, so a source failing
+    at once still gets a clean 500) and the rest of the iterator. With a ``length`` it goes out
+    under that Content-Length (and a source yielding another total resets the connection);
+    without, chunked to HTTP/1.1 clients and up to the close to HTTP/1.0 ones."""
 
-    __slots__ = ("first", "rest")
+    __slots__ = ("first", "length", "rest")
 
-    def __init__(self, first: bytes | memoryview | None, rest: Iterator[bytes | memoryview]) -> None:
+    def __init__(
+        self, first: bytes | memoryview | None, rest: Iterator[bytes | memoryview], length: int | None = None
+    ) -> None:
         self.first = first
         self.rest = rest
+        self.length = length
 
     def close(self) -> None:
         closer = getattr(self.rest, "close", None)
@@ -295,12 +300,13 @@ class _Connection:
 
     async def send(self, request: Request | None, response: Response, *, keep: bool) -> None:
         body = response.body
-        chunked = isinstance(body, Stream) and request is not None and request.version >= (1, 1)
-        if isinstance(body, Stream) and not chunked:
+        unknown = isinstance(body, Stream) and body.length is None
+        chunked = unknown and request is not None and request.version >= (1, 1)
+        if unknown and not chunked:
             keep = False  # HTTP/1.0: the end of the body is the end of the connection
         parts: Sequence[bytes | memoryview] = ()
         if isinstance(body, Stream):
-            length = None
+            length = body.length
         else:
             parts = (body,) if isinstance(body, bytes | bytearray | memoryview) else body
             length = sum(len(part) for part in parts)
@@ -333,14 +339,18 @@ class _Connection:
         return ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1")
 
     async def send_stream(self, body: Stream, *, chunked: bool) -> None:
+        sent = 0
         for chunk in _stream_chunks(body):
             if chunked:
                 self.writer.write(b"%x\r\n" % len(chunk))
             await self.write(chunk)
+            sent += len(chunk)
             if chunked:
                 self.writer.write(b"\r\n")
         if chunked:
             self.writer.write(b"0\r\n\r\n")
+        elif body.length is not None and sent != body.length:
+            raise RuntimeError(f"body source yielded {sent} bytes, announced {body.length}")
 
     async def write(self, data: bytes | memoryview) -> None:
         """Hand ``data`` to the transport one slice at a time, waiting whenever its buffer is full."""

@@ -24,6 +24,7 @@ from ipaddress import ip_address
 from typing import NamedTuple
 
 __all__ = [
+    "BACKLOG",
     "SD_LISTEN_FDS_START",
     "ListenAddress",
     "bind_listener",
@@ -34,7 +35,10 @@ __all__ = [
 ]
 
 SD_LISTEN_FDS_START = 3
-_BACKLOG = 1024  # the kernel caps it at somaxconn; the old 128 dropped bursts of scrapers
+# The kernel caps it at net.core.somaxconn (4096 on current kernels). A short queue drops the
+# SYNs of a burst of connections (1,000 clients reconnecting at once), and each dropped SYN
+# costs its client 1, 3, 7 s of retransmission: that is latency for a probe caught in the burst.
+BACKLOG = max(4096, socket.SOMAXCONN)
 
 
 class ListenAddress(NamedTuple):
@@ -97,7 +101,7 @@ def bind_listener(address: ListenAddress) -> socket.socket:
             sock.bind(sockaddr)
         else:
             sock.bind((address.host, address.port))
-        sock.listen(_BACKLOG)
+        sock.listen(BACKLOG)
         sock.setblocking(False)
     except BaseException:
         sock.close()

@@ -47,6 +47,7 @@ from .connection import Counters, Limits, Response, Stream, serve_connection
 from .http1 import MAX_HEAD_BYTES, Request
 from .landing import LandingConfig, render_landing
 from .listeners import (
+    BACKLOG,
     ListenAddress,
     bind_listener,
     open_files_limit,
@@ -78,8 +79,9 @@ _T = TypeVar("_T")
 
 Body = bytes | Sequence[bytes | memoryview] | Iterable[bytes | memoryview]
 """What ``WebSources.metrics`` returns: bytes; a sequence of buffers (known length, written
-in order under one ``Content-Length``); or any other iterable of chunks (unknown length,
-sent with ``Transfer-Encoding: chunked``)."""
+in order under one ``Content-Length``); or any other iterable of chunks, sent under
+``Content-Length: body.size`` when it has an integer ``size``, else with
+``Transfer-Encoding: chunked``."""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -314,7 +316,10 @@ class WebServer:
 
     async def _listen(self) -> None:
         for sock in self._sockets:
-            server = await asyncio.start_server(self._on_connection, sock=sock, limit=MAX_HEAD_BYTES)
+            # asyncio listens again with its own backlog (100 by default): pass ours.
+            server = await asyncio.start_server(
+                self._on_connection, sock=sock, limit=MAX_HEAD_BYTES, backlog=BACKLOG
+            )
             self._servers.append(server)
 
     async def _shutdown(self) -> None:
@@ -453,13 +458,15 @@ def _page(text: str) -> bytes:
 
 def _as_body(body: Body) -> bytes | Sequence[bytes | memoryview] | Stream:
     """Known-length bodies pass through; any other iterable becomes a ``Stream`` whose first
-    chunk is produced here, in the worker thread, so a failing source is still a clean 500."""
+    chunk is produced here, in the worker thread, so a failing source is still a clean 500.
+    An iterable with an integer ``size`` attribute is sent under that Content-Length."""
     if isinstance(body, bytes | bytearray | memoryview):
         return bytes(body) if isinstance(body, bytearray) else body
     if isinstance(body, Sequence):
         return body
+    size = getattr(body, "size", None)  # e.g. the store's PlainChunks: length known, text not built
     iterator = iter(body)
-    return Stream(next(iterator, None), iterator)
+    return Stream(next(iterator, None), iterator, size if isinstance(size, int) else None)
 
 
 def _request_path(target: str) -> str:

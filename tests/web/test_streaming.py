@@ -93,3 +93,31 @@ def test_pipelined_requests_are_answered_in_order(serve):
         b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\nGET /nope HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
     )
     assert reply.index(b"HTTP/1.1 200 ") < reply.index(b"HTTP/1.1 404 ")
+
+
+class Sized:
+    """Like the store's PlainChunks: iterable any number of times, total known up front."""
+
+    def __init__(self, chunks: list[bytes], size: int | None = None) -> None:
+        self.chunks = chunks
+        self.size = sum(map(len, chunks)) if size is None else size
+
+    def __iter__(self) -> Iterator[bytes]:
+        return iter(self.chunks)
+
+
+def test_a_sized_iterable_goes_out_under_its_length(serve):
+    server = serve(source(lambda _gz: Sized(CHUNKS)))
+    with httpx.Client() as client:
+        r = client.get(f"{server.url}/metrics", headers={"Accept-Encoding": "identity"})
+        head = client.head(f"{server.url}/metrics", headers={"Accept-Encoding": "identity"})
+    assert "Transfer-Encoding" not in r.headers
+    assert int(r.headers["Content-Length"]) == len(r.content) == sum(map(len, CHUNKS))
+    assert head.headers["Content-Length"] == r.headers["Content-Length"]
+
+
+def test_a_sized_iterable_that_lies_resets(serve):
+    server = serve(source(lambda _gz: Sized(CHUNKS, size=sum(map(len, CHUNKS)) + 10)))
+    reply = raw(server.port, b"GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n")
+    assert len(reply.partition(b"\r\n\r\n")[2]) < sum(map(len, CHUNKS)) + 10
+    assert httpx.get(f"{server.url}/healthz").status_code == 200
