@@ -56,6 +56,7 @@ def _alert(
 def _stream_alerts(c: MixinConfig) -> list[dict[str, Any]]:
     t = c.thresholds
     s = _sel(c)
+    offline_matchers = ", ".join(p for p in (c.selector, "account=%q, region=%q") if p)
     where = "{{ $labels.account }}/{{ $labels.region }}"
     return [
         _alert(
@@ -163,7 +164,9 @@ and
                 f"""{{{{ $value | printf "%.0f" }}}} stream(s) went off air in {where} in the last
                 10 minutes (confirmed by consecutive polls). Offline now:
                 """
-                '{{ range $i, $s := printf "tencent_live_stream_online{account=%q,region=%q} == 0" '
+                # A Go template raw string (backquotes), so the selector's own quotes need no escaping.
+                "{{ range $i, $s := printf "
+                f"`tencent_live_stream_online{{{offline_matchers}}} == 0` "
                 '$labels.account $labels.region | query | sortByLabel "stream" }}'
                 "{{ if $i }}, {{ end }}{{ $s.Labels.stream }}{{ end }}."
             ),
