@@ -56,7 +56,7 @@ from typing import Any, NoReturn
 import orjson
 
 from exporter.model import Publisher, Snapshot, Stream
-from exporter.tencent.errors import BadResponse, PollError, api_error
+from exporter.tencent.errors import MAX_REQUEST_ID_CHARS, BadResponse, PollError, api_error
 
 __all__ = [
     "MAX_FIELD_CHARS",
@@ -509,7 +509,8 @@ def _groups(body: bytes) -> tuple[list[Any], str]:
     """``Response.StreamInfoList`` and ``Response.RequestId``, or the error the reply carries."""
     response = _response(body)
     request_id = response.get("RequestId")
-    request_id = request_id if type(request_id) is str else ""
+    # Bounded: it rides along into log lines (a RequestId is a 36-character UUID).
+    request_id = request_id[:MAX_REQUEST_ID_CHARS] if type(request_id) is str else ""
     error = response.get("Error")
     if error is not None:
         _raise_api_error(error, request_id)

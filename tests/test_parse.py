@@ -126,6 +126,10 @@ class TestEdgeCases:
         assert snapshot.anomalies == {"duplicate_stream_name": 1}
         assert snapshot.judging_absences and snapshot.unknown == frozenset()
 
+    def test_a_huge_request_id_is_cut(self) -> None:
+        snapshot = _parse(_reply([_stream_group("a")], request_id="r" * 100_000))
+        assert snapshot.request_id == "r" * 64
+
     def test_a_clean_reply_has_no_anomalies(self) -> None:
         snapshot = _parse(_load(VENDOR_EXAMPLE))
         assert snapshot.anomalies == {} and snapshot.judging_absences and snapshot.unknown == frozenset()
