@@ -32,7 +32,10 @@ def _status(connection: http.client.HTTPConnection) -> int:
 
 
 def check(address: str = DEFAULT_ADDRESS, timeout: float = 4.0) -> tuple[bool, str]:
-    """Whether the exporter at ``address`` answers, and how (for the health log)."""
+    """Whether the exporter at ``address`` answers, and how (for the health log).
+
+    ``timeout`` applies to each attempt: the Dockerfile's HEALTHCHECK allows both in full.
+    """
     host, _, port = address.rpartition(":")
     host = host.strip("[]") or "127.0.0.1"
     context = ssl.create_default_context()
@@ -40,8 +43,8 @@ def check(address: str = DEFAULT_ADDRESS, timeout: float = 4.0) -> tuple[bool, s
     context.verify_mode = ssl.CERT_NONE
     # Plain HTTP first: the default (no web config) then never sees a stray TLS handshake.
     attempts: list[tuple[str, http.client.HTTPConnection]] = [
-        ("http", http.client.HTTPConnection(host, int(port), timeout=timeout / 2)),
-        ("https", http.client.HTTPSConnection(host, int(port), timeout=timeout / 2, context=context)),
+        ("http", http.client.HTTPConnection(host, int(port), timeout=timeout)),
+        ("https", http.client.HTTPSConnection(host, int(port), timeout=timeout, context=context)),
     ]
     problems = []
     for scheme, connection in attempts:

@@ -179,7 +179,8 @@ def test_healthcheck_with_tls_and_basic_auth(exporter: Callable[..., str], tmp_p
         urllib.request.urlopen(f"http://{address}/healthz", timeout=4)
     # ... the shipped one, without any credentials, does not.
     result = _healthcheck(address)
-    assert result.returncode == 0 and "https /healthz 401" in result.stdout, result.stdout
+    log = (tmp_path / "exporter.log").read_text(encoding="utf-8", errors="replace")[-3000:]
+    assert result.returncode == 0 and "https /healthz 401" in result.stdout, result.stdout + log
 
 
 def test_healthcheck_fails_when_nothing_answers() -> None:
