@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import collections
 import concurrent.futures
 import contextlib
 import gzip
@@ -250,13 +251,17 @@ async def plain_scraper(
         if time.monotonic() >= until:
             return
         started = time.perf_counter()
-        size, tail = 0, b""
+        size, kept, last = 0, 0, collections.deque[bytes]()
         try:
             async with client.stream("GET", url, headers={"Accept-Encoding": "identity"}) as reply:
-                async for chunk in reply.aiter_raw():
+                async for chunk in reply.aiter_raw():  # keep ~1 MiB of tail, copying nothing
                     size += len(chunk)
-                    tail = (tail + chunk)[-(1 << 20) :]
+                    last.append(chunk)
+                    kept += len(chunk)
+                    while kept - len(last[0]) >= 1 << 20:
+                        kept -= len(last.popleft())
             elapsed = time.perf_counter() - started
+            tail = b"".join(last)
         except httpx.HTTPError as exc:
             tally.errors.append(f"plain: {type(exc).__name__}: {exc}")
             continue
