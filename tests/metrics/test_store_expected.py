@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import re
+import shutil
+import subprocess
 from dataclasses import dataclass, field
 
+import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from exporter.metrics.families import ALL_FAMILIES
@@ -186,3 +189,14 @@ def test_every_store_family_is_declared_with_expected_streams() -> None:
         f.name.removesuffix("_total") for f in text_string_to_metric_families(store.render().decode())
     }
     assert declared == {name.removesuffix("_total") for name in ALL_FAMILIES}
+
+
+@pytest.mark.skipif(shutil.which("promtool") is None, reason="promtool not installed")
+def test_promtool_accepts_a_body_with_expected_streams() -> None:
+    store = MetricStore(expected=expected("never", "seen", regex="ch-.*"))
+    store.declare_region(ACCOUNT, HK)
+    apply(store, "seen", "ch-1", "other")
+    done = subprocess.run(
+        ["promtool", "check", "metrics"], input=store.render(), capture_output=True, check=False
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
