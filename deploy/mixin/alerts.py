@@ -86,13 +86,19 @@ max by (account, stream) (
         _alert(
             c,
             "TencentLiveStreamBackupLost",
-            # Only streams that had a backup recently: single-encoder channels are by design.
+            # Only streams that had a backup recently: single-encoder channels are by design. Once
+            # firing it stays so (its own ALERTS series) until the backup returns or the stream
+            # drops, instead of resolving itself when the backup left longer ago than the lookback.
             expr=f"""
 tencent_live_stream_publishers{s} < 2
 and
 tencent_live_stream_online{s} == 1
-and
-max_over_time(tencent_live_stream_publishers{s}[{t.backup_lookback}]) >= 2
+and on (job, instance, account, region, stream)
+(
+  max_over_time(tencent_live_stream_publishers{s}[{t.backup_lookback}]) >= 2
+  or
+  ALERTS{{alertname="TencentLiveStreamBackupLost", alertstate="firing"}}
+)
 """,
             hold=t.backup_lost_for,
             page=True,

@@ -110,10 +110,11 @@ def test_promtool_check_config() -> None:
     [
         # a backup alert that also pages for single-encoder channels
         (
-            "\n      and\n      max_over_time(tencent_live_stream_publishers"
-            '{job="tencent-live-exporter"}[1h]) >= 2',
-            "",
+            'max_over_time(tencent_live_stream_publishers{job="tencent-live-exporter"}[1h]) >= 2',
+            'max_over_time(tencent_live_stream_publishers{job="tencent-live-exporter"}[1h]) >= 1',
         ),
+        # a lost backup that stops paging once the loss is older than the lookback
+        ('\n        or\n        ALERTS{alertname="TencentLiveStreamBackupLost", alertstate="firing"}', ""),
         # a flapping threshold one too high
         ("[15m]) >= 3", "[15m]) >= 4"),
         # a shorter `for`
@@ -138,6 +139,7 @@ def test_promtool_check_config() -> None:
     ],
     ids=[
         "backup-lost-single-encoder",
+        "backup-lost-self-resolves",
         "flapping-threshold",
         "polling-down-for",
         "expected-per-region",
