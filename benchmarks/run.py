@@ -125,10 +125,10 @@ def _naive_populate(stream_metrics: list[Any], region_metrics: list[Any], snap: 
         starts=0,
         drops=0,
     )
-    for spec, metric in zip(REGION_FAMILIES, region_metrics, strict=True):
-        for values, value in spec.samples(facts_r):
+    for region_spec, metric in zip(REGION_FAMILIES, region_metrics, strict=True):
+        for values, value in region_spec.samples(facts_r):
             child = metric.labels(*scope, *values)
-            child.inc(value) if spec.type == "counter" else child.set(value)
+            child.inc(value) if region_spec.type == "counter" else child.set(value)
 
 
 def worker_naive(args: argparse.Namespace) -> dict[str, Any]:
@@ -138,7 +138,7 @@ def worker_naive(args: argparse.Namespace) -> dict[str, Any]:
     memory_fleet = rss_mb()
     registry = CollectorRegistry(auto_describe=False)
     stream_metrics, region_metrics = _naive_metrics(registry)
-    populate, _ = timed(lambda: [_naive_populate(stream_metrics, region_metrics, s) for s in fleet.snapshots])
+    populate, _ = timed(lambda: [_naive_populate(stream_metrics, region_metrics, s) for s in fleet.snapshots])  # type: ignore[func-returns-value]
     plain, gz = [], []
     body = b""
     for _ in range(args.naive_reps):
