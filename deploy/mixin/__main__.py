@@ -6,4 +6,6 @@ import sys
 
 from .render import main
 
+__all__: list[str] = []
+
 sys.exit(main())
