@@ -44,6 +44,8 @@ class Panel:
     decimals: int | None = None
     max: float | None = None
     thresholds: tuple[tuple[float, str], ...] = ()
+    # state-timeline texts for 0 and 1
+    states: tuple[str, str] = ("down", "up")
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -158,7 +160,10 @@ def _field_config(panel: Panel) -> dict[str, Any]:
         defaults["mappings"] = [
             {
                 "type": "value",
-                "options": {"0": {"text": "down", "color": "red"}, "1": {"text": "up", "color": "green"}},
+                "options": {
+                    "0": {"text": panel.states[0], "color": "red"},
+                    "1": {"text": panel.states[1], "color": "green"},
+                },
             }
         ]
     return {"defaults": defaults, "overrides": []}

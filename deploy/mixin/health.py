@@ -232,6 +232,7 @@ def health_dashboard(c: MixinConfig) -> Dashboard:
                 title="Last config reload",
                 description="1 when the exporter's last configuration (re)load succeeded, 0 when rejected.",
                 kind="state-timeline",
+                states=("rejected", "ok"),
                 width=12,
                 height=5,
                 targets=(
