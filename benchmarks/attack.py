@@ -139,6 +139,14 @@ def rss_mb(pid: int) -> float:
     return 0.0
 
 
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of ``pid`` so far: what the attack costs, whatever else runs."""
+    with contextlib.suppress(OSError, IndexError, ValueError):
+        fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    return 0.0
+
+
 def threads(pid: int) -> int:
     with contextlib.suppress(OSError):
         return len(os.listdir(f"/proc/{pid}/task"))
@@ -355,12 +363,13 @@ async def phase(
             target=_attack_process, args=(port, counts, seconds, send), daemon=True
         )
         attacker.start()
-    started = time.monotonic()
+    started, cpu_start = time.monotonic(), cpu_seconds(pid)
     peak_threads = 0
     while time.monotonic() - started < seconds:
         rss.append(rss_mb(pid))
         peak_threads = max(peak_threads, threads(pid))
         await asyncio.sleep(0.5)
+    cpu_share = (cpu_seconds(pid) - cpu_start) / (time.monotonic() - started)
     stop.set()
     await asyncio.wait(tasks, timeout=35)
     for task in tasks:
@@ -376,6 +385,7 @@ async def phase(
         "rss_median_mb": round(statistics.median(rss), 1),
         "rss_peak_mb": round(max(rss), 1),
         "threads_peak": peak_threads,
+        "cpu_share": round(cpu_share, 2),
         "healthz": {
             "n": len(probes.healthz),
             "p50": pct(probes.healthz, 0.5),
@@ -434,6 +444,8 @@ async def run_one(
 def print_report(result: dict[str, Any]) -> None:
     q, a = result["quiet"], result["attack"]
     print(f"\n== {result['server']} (ready after {result['ready_s']} s)")
+    load = ", ".join(f"{x:.1f}" for x in os.getloadavg())
+    print(f"exporter CPU (cores busy): quiet {q['cpu_share']}, attack {a['cpu_share']}; machine load {load}")
     print(
         f"RSS quiet {q['rss_median_mb']} MB, under attack peak {a['rss_peak_mb']} MB: x{result['rss_ratio']}"
         f" (target < 1.5); threads peak {a['threads_peak']}"

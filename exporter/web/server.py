@@ -73,6 +73,7 @@ RELOAD_PATH = "/-/reload"
 _REALM = 'Basic realm="tencent-live-exporter"'
 _FD_RESERVE = 256  # descriptors kept for vendor connections, the state file and logs
 _WORKERS = 4
+_ACCEPT_BATCH = 16
 _NOT_READY = b"not ready: waiting for the first poll of every configured region"
 _log = structlog.get_logger("exporter.web")
 _T = TypeVar("_T")
@@ -316,10 +317,13 @@ class WebServer:
 
     async def _listen(self) -> None:
         for sock in self._sockets:
-            # asyncio listens again with its own backlog (100 by default): pass ours.
+            # asyncio's backlog is also how many connections one loop callback accepts in a row:
+            # small, so a burst of 1,000 reconnecting clients cannot hold the loop (and /healthz)
+            # for a whole batch. It calls listen() with it, so the kernel queue is set back after.
             server = await asyncio.start_server(
-                self._on_connection, sock=sock, limit=MAX_HEAD_BYTES, backlog=BACKLOG
+                self._on_connection, sock=sock, limit=MAX_HEAD_BYTES, backlog=_ACCEPT_BATCH
             )
+            sock.listen(BACKLOG)
             self._servers.append(server)
 
     async def _shutdown(self) -> None:
