@@ -55,6 +55,7 @@ __all__ = [
     "VERSION",
     "SavedState",
     "StateFileError",
+    "StateFileLocked",
     "StateLock",
     "load_state",
     "quarantine",
@@ -69,6 +70,10 @@ _PUBLISHER_FIELDS = ("upstream_sequence", "domain", "app", "publish_time", "sour
 
 class StateFileError(Exception):
     """The state file could not be read or written; the message says which file and why."""
+
+
+class StateFileLocked(StateFileError):
+    """Another process holds the state file's lock."""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -220,7 +225,12 @@ class StateLock:
         self._fd: int | None = None
 
     def acquire(self) -> None:
-        """Take the lock or raise :class:`StateFileError` naming the holder (or why not)."""
+        """Take the lock.
+
+        Raises:
+            StateFileLocked: another process holds it (the message names its pid).
+            StateFileError: the lock file cannot be opened (the directory is unusable).
+        """
         if self._fd is not None:
             return
         try:
@@ -233,7 +243,7 @@ class StateLock:
             holder = _read_pid(fd)
             os.close(fd)
             who = f"process {holder}" if holder else "another process"
-            raise StateFileError(
+            raise StateFileLocked(
                 f"state file {self.state_path} is in use by {who} (lock {self.path}); "
                 "two exporters must not share one state file"
             ) from exc

@@ -17,7 +17,14 @@ import structlog
 
 from exporter.model import RegionKey
 from exporter.scheduler.apply import Applier
-from exporter.statefile import StateFileError, StateLock, load_state, quarantine, save_state
+from exporter.statefile import (
+    StateFileError,
+    StateFileLocked,
+    StateLock,
+    load_state,
+    quarantine,
+    save_state,
+)
 
 __all__ = ["Persistence"]
 
@@ -29,21 +36,27 @@ class Persistence:
         self.path = path
         self._applier = applier
         self._lock: StateLock | None = None
+        self._unlockable = False
         self._save_lock = asyncio.Lock()
         self._log = structlog.get_logger("exporter.scheduler")
 
     def _take_lock(self) -> Path | None:
         """Take the state file's lock once; another exporter holding it turns persistence off."""
         path = self.path
-        if path is None or self._lock is not None:
+        if path is None or self._lock is not None or self._unlockable:
             return path
         lock = StateLock(path)
         try:
             lock.acquire()
-        except StateFileError as exc:
+        except StateFileLocked as exc:
             self._log.error("state_file_locked", path=str(path), error=str(exc), persistence="off")
             self.path = None
             return None
+        except StateFileError as exc:
+            # The directory is unusable: saves will fail and say so (state_save_failed) each time.
+            self._log.warning("state_file_unlocked", path=str(path), error=str(exc))
+            self._unlockable = True
+            return path
         self._lock = lock
         return path
 

@@ -100,6 +100,7 @@ def make_config(
     drop_confirmations: int = 2,
     state_file: Path | None = None,
     rate_limit: float = 20.0,
+    drop_confirm_queries: int = 0,  # SPEC 5 semantics; by-name confirmation is tested in tests/scheduler
 ) -> Config:
     settings = CredentialSettings(
         source="static",
@@ -114,6 +115,7 @@ def make_config(
         poll_interval=15.0,
         request_timeout=request_timeout,
         drop_confirmations=drop_confirmations,
+        drop_confirm_queries=drop_confirm_queries,
         state_file=state_file,
         accounts=(account,),
     )
@@ -130,6 +132,7 @@ async def open_rig(
     retry: RetryPolicy = FAST_RETRY,
     rate_limit: float = 20.0,
     state_file: Path | None = None,
+    drop_confirm_queries: int = 0,  # SPEC 5 semantics; by-name confirmation is tested in tests/scheduler
 ) -> AsyncIterator[Rig]:
     config = make_config(
         server.url,
@@ -138,6 +141,7 @@ async def open_rig(
         request_timeout=request_timeout,
         drop_confirmations=drop_confirmations,
         rate_limit=rate_limit,
+        drop_confirm_queries=drop_confirm_queries,
     )
     limits = httpx.Limits(max_keepalive_connections=None if keepalive else 0)
     async with httpx.AsyncClient(limits=limits, trust_env=False) as http:
