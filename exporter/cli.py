@@ -414,6 +414,7 @@ async def _serve(
         )
         reloader.web = web
         web.start()
+        pipeline.health.register_collector(web.collector())
     except (OSError, ValueError) as exc:
         where = "systemd sockets" if flags.systemd_socket else " ".join(flags.listen_addresses)
         cause = exc.strerror if isinstance(exc, OSError) and exc.strerror else exc

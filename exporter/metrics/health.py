@@ -262,6 +262,10 @@ class HealthMetrics:
         self._late.labels(*key)
         self._poll_seconds.labels(*key)
 
+    def register_collector(self, collector: Collector) -> None:
+        """Add another part's own families (the web server's connection metrics) to this registry."""
+        self._registry.register(collector)
+
     def unregister(self, key: RegionKey) -> None:
         """Forget a region removed by a reload: every series labelled with it leaves ``/metrics``."""
         with self._lock:

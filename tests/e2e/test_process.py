@@ -277,7 +277,10 @@ def test_sighup_reloads_the_config_and_a_bad_file_changes_nothing(tmp_path: Path
         config.write_text(_one_region(fake, regions=(GZ, "ap-hongkong")))
         exporter.proc.send_signal(signal.SIGHUP)  # type: ignore[union-attr]
         await_condition(lambda: up("ap-hongkong") == 1, what="the added region polled after SIGHUP")
-        assert exporter.metrics().get("tencent_live_config_last_reload_successful") == 1
+        metrics = exporter.metrics()
+        assert metrics.get("tencent_live_config_last_reload_successful") == 1
+        assert metrics.get("tencent_live_http_connections_max") is not None  # the web server's own
+        assert metrics.get("process_resident_memory_bytes")  # process_* from the health registry
         config.write_text("accounts: [\n")
         exporter.proc.send_signal(signal.SIGHUP)  # type: ignore[union-attr]
         await_condition(

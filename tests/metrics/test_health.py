@@ -248,3 +248,16 @@ class TestComposition:
             check=False,
         )
         assert result.returncode == 0, result.stdout.decode() + result.stderr.decode()
+
+
+class TestExtraCollectors:
+    def test_another_parts_families_render_with_the_health_ones(self) -> None:
+        from prometheus_client.core import GaugeMetricFamily
+
+        class Connections:
+            def collect(self):  # type: ignore[no-untyped-def]
+                yield GaugeMetricFamily("tencent_live_http_connections_open", "Open connections.", value=3)
+
+        health = HealthMetrics("1", process_metrics=False)
+        health.register_collector(Connections())  # type: ignore[arg-type]
+        assert get(health, "http_connections_open") == 3.0
