@@ -518,6 +518,26 @@ _GARBAGE_GROUP = (
 
 class TestGarbageProperties:
     @settings(max_examples=300, deadline=None)
+    @given(
+        document=st.dictionaries(
+            st.sampled_from(["Response", "x"]),
+            st.dictionaries(
+                st.sampled_from(["RequestId", "StreamInfoList", "Error"]),
+                _JSON_VALUES | st.lists(_GARBAGE_GROUP, max_size=3),
+            )
+            | _JSON_VALUES,
+        )
+        | _JSON_VALUES
+    )
+    def test_any_document_parses_or_raises_a_poll_error(self, document: Any) -> None:
+        body = orjson.dumps(document)
+        try:
+            snapshot = _parse(body)
+        except (BadResponse, ApiError):
+            return
+        assert snapshot == _cached(body, _cached(body, None)[1])[0]
+
+    @settings(max_examples=300, deadline=None)
     @given(garbage=st.lists(_GARBAGE_GROUP, max_size=5), position=st.integers(0, 5))
     def test_garbage_groups_never_raise_and_never_blind_the_others(
         self, garbage: list[Any], position: int
