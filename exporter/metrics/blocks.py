@@ -12,8 +12,8 @@ CRC-32 and length. A change only marks a stream's slot pending; :meth:`RegionBlo
 then goes family by family: it inflates the old block, copies the unchanged runs of lines by
 slice (found through per-family line lengths, 4 bytes per stream and family), renders the
 pending streams' lines of that family in between, and deflates the result. So no plain text
-outlives a build, and a build holds one family's text of one region at a time (rendering all
-families of 20k streams first left ~25 MB of freed small objects scattered in the heap).
+outlives a build, and a build holds one family's text of one region at a time (rendering every
+changed stream's lines ahead of the build left their freed space scattered in the heap).
 """
 
 from __future__ import annotations
@@ -225,18 +225,18 @@ class RegionBlocks:
         expired = self.expire(snapshot.taken_at, rules) > 0
         # Entries first, then events: after a restore the store starts empty while the diff
         # (restored state) already reports events for streams it is about to add.
-        counts, render = self._take_streams(snapshot, changed, rules)
-        render.update(self._count_events(events))
+        counts, stale = self._take_streams(snapshot, changed, rules)
+        stale.update(self._count_events(events))
         for name in dropped:
             entry = self._entries.get(name)
             if entry is not None and entry.stream is not None and entry.dropped_at is None:
                 entry.dropped_at = snapshot.taken_at
                 self._dropped[name] = snapshot.taken_at
-                render.add(name)
-        for name in render:
-            self._render(self._entries[name])
+                stale.add(name)
+        for name in stale:
+            self._mark(self._entries[name])
         self._counts = counts
-        return self._refresh_region_lines() or bool(render) or expired
+        return self._refresh_region_lines() or bool(stale) or expired
 
     def expire(self, now: float, rules: Rules) -> int:
         """Forget dropped streams past retention; an expected exact name goes back to never seen.
@@ -250,7 +250,7 @@ class RegionBlocks:
             if entry.expected and name in rules.expected.names:
                 entry.stream, entry.dropped_at = None, None
                 entry.switchovers = entry.joins = entry.losses = 0
-                self._render(entry)
+                self._mark(entry)
             else:
                 self._remove(name)
         return len(gone)
@@ -270,9 +270,9 @@ class RegionBlocks:
                 continue
             entry.expected = flag
             self._exported += -1 if flag else 1
-            self._render(entry)
+            self._mark(entry)
         for name in sorted(rules.expected.names - self._entries.keys()):
-            self._render(self._add(name, None, expected=True))
+            self._mark(self._add(name, None, expected=True))
             changed = True
         return changed
 
@@ -288,7 +288,7 @@ class RegionBlocks:
             entry.switchovers = max(entry.switchovers, values[0])
             entry.joins = max(entry.joins, values[1])
             entry.losses = max(entry.losses, values[2])
-            self._render(entry)
+            self._mark(entry)
         self._refresh_region_lines()
 
     # -- change helpers -----------------------------------------------------------------------------
@@ -311,7 +311,7 @@ class RegionBlocks:
             self._exported -= 1
         self._dirty = True
 
-    def _render(self, entry: Entry) -> None:
+    def _mark(self, entry: Entry) -> None:
         """Mark ``entry``'s lines for rendering at the next build, from its state then."""
         self._pending.add(entry.slot)
         self._dirty = True
@@ -320,7 +320,7 @@ class RegionBlocks:
         self, snapshot: Snapshot, changed: Collection[str], rules: Rules
     ) -> tuple[_Counts, set[str]]:
         """One pass over the snapshot: aggregates, and which streams need a new rendering."""
-        render: set[str] = set()
+        stale: set[str] = set()
         entries = self._entries
         redundant = without_master = publishers = unexported = 0
         verdicts, self._verdicts = self._verdicts, {}
@@ -343,20 +343,20 @@ class RegionBlocks:
                             unexported += 1
                         continue
                 self._add(name, stream, expected=expected)
-                render.add(name)
+                stale.add(name)
             elif entry.stream is None:  # an expected name, seen for the first time
                 entry.stream = stream
                 restored = self._restored.pop(name, None)
                 if restored is not None:
                     entry.switchovers, entry.joins, entry.losses = restored
-                render.add(name)
+                stale.add(name)
             elif entry.dropped_at is not None or name in changed:
                 entry.stream = stream
                 if entry.dropped_at is not None:
                     entry.dropped_at = None
                     self._dropped.pop(name, None)
-                render.add(name)
-        return (len(snapshot.streams), redundant, without_master, publishers, unexported), render
+                stale.add(name)
+        return (len(snapshot.streams), redundant, without_master, publishers, unexported), stale
 
     def _count_events(self, events: Sequence[Event]) -> set[str]:
         """Count events into region and stream counters; returns streams whose counters moved."""
