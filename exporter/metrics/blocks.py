@@ -425,7 +425,9 @@ class RegionBlocks:
         if self._pending or self._removed:
             facts = {slot: self._facts(self._order[slot]) for slot in self._pending - self._removed}
             for index, spec in enumerate(STREAM_FAMILIES):
-                self._blocks[_R + index] = _block(self._splice(index, spec, facts))
+                spliced = self._splice(index, spec, facts)
+                if spliced is not None:  # else the family's text is unchanged: keep its block
+                    self._blocks[_R + index] = _block(spliced)
             self._settle()
         self._dirty = False
 
@@ -442,9 +444,11 @@ class RegionBlocks:
 
     def _splice(
         self, index: int, spec: FamilySpec[StreamFacts], facts: Mapping[int, tuple[StreamFacts, str]]
-    ) -> bytes:
+    ) -> bytes | None:
         """The next text of stream family ``index``: old runs of lines by slice, pending ones rendered.
 
+        ``None`` when it equals the old text (a switchover changes the master's families, not
+        ``stream_info`` or ``stream_online``): the old block stays and nothing is deflated.
         Also records the new line lengths. The Python work is proportional to the changed
         streams; the prefix sum runs in C. A first build is the same walk over an empty block.
         """
@@ -455,6 +459,7 @@ class RegionBlocks:
         parts: list[bytes | memoryview] = []
         copied = 0  # end of the last copied old line
         tail_done = False
+        same = True
         for slot in sorted(self._pending | self._removed):
             if slot >= self._built and not tail_done:
                 parts.append(old[copied : offsets[-1]])
@@ -463,13 +468,16 @@ class RegionBlocks:
                 parts.append(old[copied : offsets[slot]])
                 copied = offsets[slot + 1]
             if slot in self._removed:
+                same = same and (slot >= self._built or offsets[slot + 1] == offsets[slot])
                 continue
             line = _render(spec, *facts[slot])
             parts.append(line)
             lengths[slot] = len(line)
+            if same:
+                same = line == old[offsets[slot] : offsets[slot + 1]] if slot < self._built else not line
         if not tail_done:
             parts.append(old[copied : offsets[-1]])
-        return b"".join(parts)
+        return None if same else b"".join(parts)
 
     def _settle(self) -> None:
         """After a build: compacted order and line lengths without the removed slots."""

@@ -425,6 +425,25 @@ class TestCaching:
         apply(fresh, snap(stream("b", pub("3", True)), region="ap-shanghai"))
         assert fresh.render() == second.text()
 
+    def test_families_a_change_leaves_alone_keep_their_blocks(self) -> None:
+        streams = [stream(f"room_{i:05d}", pub(str(i), True), pub(f"b{i}")) for i in range(2000)]
+        store = MetricStore()
+        apply(store, snap(*streams))
+        before = store.exposition()
+        # A handover in one stream: master_info and the switchover counter change; the other six
+        # families (online, publishers, publish time, info, joins, losses) are the same text.
+        streams[7] = stream("room_00007", pub("7"), pub("b7", True))
+        handover = event(EventKind.SWITCHOVER, "room_00007", SwitchoverReason.HANDOVER)
+        apply(store, snap(*streams), changed={"room_00007"}, events=[handover])
+        after = store.exposition()
+        large = [p for p in before.pieces if len(p) >= 4096]
+        kept = [p for p in large if any(p is q for q in after.pieces)]
+        assert len(large) == 8 and len(kept) == 6  # 8 stream families with samples, 2 changed
+        assert after.text() != before.text()
+        fresh = MetricStore()
+        apply(fresh, snap(*streams), events=[handover])
+        assert fresh.render() == after.text()
+
     def test_gzip_is_one_member_of_the_plain_body(self) -> None:
         store = MetricStore()
         apply(store, snap(*(stream(f"s{i}", pub(str(i), True)) for i in range(50))))
