@@ -322,3 +322,11 @@ def test_notes_say_where_credentials_come_from(tmp_path: Path, values: str, expe
     notes = _notes(tmp_path, CHART / "ci" / values)
     assert expected in notes
     assert "port-forward svc/tle-tencent-live-exporter 9877" in notes
+
+
+@needs_helm
+def test_notes_warn_when_name_override_breaks_the_rules_job(tmp_path: Path) -> None:
+    values = tmp_path / "values.yaml"
+    values.write_text("nameOverride: live\nprometheusRule: {enabled: true}\n", encoding="utf-8")
+    assert 'WARNING: nameOverride makes the scrape job "live"' in _notes(tmp_path, values)
+    assert "WARNING: nameOverride" not in _notes(tmp_path / "plain", CHART / "ci" / "full-values.yaml")
