@@ -344,7 +344,7 @@ class Reloader:
         self._log = structlog.get_logger("exporter")
         self.web: WebServer | None = None
 
-    async def reload(self, *, reread_credentials: bool = False) -> bool:
+    async def reload(self) -> bool:
         """Reload config and web config; True when both were valid and are now in force."""
         async with self._lock:
             health = self._pipeline.health
@@ -368,8 +368,6 @@ class Reloader:
                     self._log.warning("config_warning", detail=warning)
             if web_config is not None and self.web is not None:
                 self.web.reload_web_config(web_config)
-            if reread_credentials:
-                await self._pipeline.reread_credentials()
             health.config_reloaded(True)
             self._log.info("config_reloaded", **{f"regions_{k}": v for k, v in summary.items()})
             return True
@@ -380,9 +378,15 @@ class Reloader:
         return future.result(timeout=timeout)
 
     def on_sighup(self) -> None:
-        task = self._loop.create_task(self.reload(reread_credentials=True))
+        """Reload, and re-read credential files whatever the config's fate (a rotated Secret)."""
+        task = self._loop.create_task(self._hangup())
         _BACKGROUND.add(task)
         task.add_done_callback(_BACKGROUND.discard)
+
+    async def _hangup(self) -> bool:
+        ok = await self.reload()
+        await self._pipeline.reread_credentials()
+        return ok
 
 
 _BACKGROUND: set[asyncio.Task[bool]] = set()
