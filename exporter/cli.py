@@ -360,7 +360,7 @@ class Reloader:
             if config is not None:
                 try:
                     summary = await self._pipeline.reload(config)
-                except CredentialError as exc:
+                except (CredentialError, ValueError, OSError) as exc:
                     self._log.error("reload_failed", reason=str(exc), kept="the configuration in force")
                     health.config_reloaded(False)
                     return False
@@ -396,7 +396,11 @@ async def _serve(
     flags: Flags, config: Config, web_config: WebConfig | None, *, demo: SimulatorServer | None
 ) -> int:
     log = structlog.get_logger("exporter")
-    pipeline = build_pipeline(config)
+    try:
+        pipeline = build_pipeline(config)
+    except (ValueError, OSError) as exc:  # an unusable proxy URL, an unreadable SSL_CERT_FILE
+        log.error("startup_failed", reason=str(exc))
+        return 1
     reloader = Reloader(flags, pipeline, demo=demo is not None)
     try:
         await pipeline.open()

@@ -208,3 +208,33 @@ def test_expected_streams_are_declared_at_start_and_follow_a_reload(tmp_path: Pa
                 await pipeline.stop()
 
     asyncio.run(main())
+
+
+def test_a_new_account_whose_credentials_cannot_load_changes_nothing(tmp_path: Path) -> None:
+    env = Env(tmp_path)
+    env.write(config_text())
+    extra = (
+        "  - name: staging\n"
+        "    credential_source: env\n"  # nothing in the (empty) environment
+        f"    endpoint: {ENDPOINT}\n"
+        f"    regions: [{HK}]\n"
+    )
+
+    async def main() -> None:
+        async with httpx.AsyncClient(transport=mock_transport(Simulator(env.world))) as http:
+            pipeline = build_pipeline(load_config(env.path), http, env={}, process_metrics=False)
+            await pipeline.open()
+            reloader = Reloader(parse_flags(["--config.file", str(env.path)]), pipeline, demo=False)
+            try:
+                env.write(config_text() + extra)
+                with capture_logs() as logs:
+                    assert not await reloader.reload()
+                [line] = [e for e in logs if e["event"] == "reload_failed"]
+                assert "staging" in line["reason"]
+                assert pipeline.runner.keys == (RegionKey("prod", GZ),)
+                assert set(pipeline.providers) == {"prod"}
+                assert value(pipeline, "tencent_live_config_last_reload_successful") == 0
+            finally:
+                await pipeline.stop()
+
+    asyncio.run(main())
