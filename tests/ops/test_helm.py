@@ -12,6 +12,8 @@ from __future__ import annotations
 import functools
 import json
 import os
+import re
+import shlex
 import shutil
 import subprocess
 import sys
@@ -330,3 +332,55 @@ def test_notes_warn_when_name_override_breaks_the_rules_job(tmp_path: Path) -> N
     values.write_text("nameOverride: live\nprometheusRule: {enabled: true}\n", encoding="utf-8")
     assert 'WARNING: nameOverride makes the scrape job "live"' in _notes(tmp_path, values)
     assert "WARNING: nameOverride" not in _notes(tmp_path / "plain", CHART / "ci" / "full-values.yaml")
+
+
+DOCS_WITH_HELM = (REPO / "docs" / "deploy.md", REPO / "README.md", CHART / "README.md")
+
+
+def _doc_blocks(language: str) -> list[str]:
+    blocks: list[str] = []
+    for doc in DOCS_WITH_HELM:
+        blocks += re.findall(rf"```{language}\n(.*?)```", doc.read_text(encoding="utf-8"), flags=re.DOTALL)
+    return blocks
+
+
+@needs_helm
+def test_documented_helm_install_commands_render(tmp_path: Path) -> None:
+    """Every `helm install` in the docs, run as `helm template` with its placeholders filled."""
+    commands = [
+        " ".join(block.replace("\\\n", " ").split())
+        for block in _doc_blocks("sh")
+        for block in re.findall(r"helm install .*?(?:\n(?!\s)|$)", block, flags=re.DOTALL)
+    ]
+    assert len(commands) >= 4, commands
+    for command in commands:
+        argv = shlex.split(re.sub(r"<[^>]+>", "placeholder", command))
+        assert argv[:2] == ["helm", "install"]
+        argv = [a.replace("deploy/helm/tencent-live-exporter", str(CHART)) for a in argv[2:]]
+        result = _helm("template", *argv)
+        assert result.returncode == 0, f"{command}\n{result.stderr}"
+        kinds = {doc["kind"] for doc in yaml.safe_load_all(result.stdout) if doc}
+        assert {"Deployment", "Service"} <= kinds
+
+
+@needs_helm
+def test_documented_tke_values_render_a_valid_config(tmp_path: Path) -> None:
+    (block,) = [b for b in _doc_blocks("yaml") if b.startswith("# values-tke.yaml")]
+    values = tmp_path / "values-tke.yaml"
+    values.write_text(block.replace("<uin>", "100000000001").replace("<role>", "exporter"), encoding="utf-8")
+    docs = _render(values)
+    (account,) = _kind(docs, "ServiceAccount")
+    assert "tke.cloud.tencent.com/role-arn" in account["metadata"]["annotations"]
+    config = tmp_path / "config.yml"
+    config.write_text(_kind(docs, "ConfigMap")[0]["data"]["config.yml"], encoding="utf-8")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("TENCENTCLOUD_")}
+    result = subprocess.run(
+        [sys.executable, "-m", "exporter", "--check-config", "--config.file", str(config)],
+        check=False,
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
