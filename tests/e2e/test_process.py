@@ -13,6 +13,7 @@ import signal
 from collections.abc import Iterator
 from pathlib import Path
 
+import httpx
 import pytest
 
 from .harness import Exporter, await_condition, promtool_check
@@ -290,3 +291,28 @@ def test_sighup_reloads_the_config_and_a_bad_file_changes_nothing(tmp_path: Path
         assert exporter.alive() and up("ap-hongkong") == 1
         assert exporter.terminate() == 0
     assert "reload_failed" in exporter.err
+
+
+def test_post_reload_with_lifecycle_and_the_ready_line(tmp_path: Path, fake: VendorFake) -> None:
+    for region in (GZ, "ap-hongkong"):
+        fake.script(region, [Listing.of(g("s1", Pub("1", True)))])
+    config = tmp_path / "config.yml"
+    config.write_text(_one_region(fake))
+    args = ("--config.file", str(config), "--log.format", "json", "--web.enable-lifecycle")
+    with Exporter(*args) as exporter:
+        exporter.wait_ready()
+        await_condition(lambda: exporter.get("/readyz").status_code == 200, what="ready")
+        config.write_text(_one_region(fake, regions=(GZ, "ap-hongkong")))
+        reply = httpx.post(f"{exporter.url}/-/reload", timeout=30)
+        assert reply.status_code == 200, reply.text
+        await_condition(
+            lambda: exporter.metrics().get("tencent_live_up", account="alpha", region="ap-hongkong") == 1,
+            what="the region added by POST /-/reload polled",
+        )
+        config.write_text("poll_interval: soon\n")
+        assert httpx.post(f"{exporter.url}/-/reload", timeout=30).status_code == 500
+        assert exporter.terminate() == 0
+    lines = [json.loads(x) for x in exporter.err.splitlines() if x.startswith("{")]
+    ready = [line for line in lines if line["event"] == "ready"]
+    assert len(ready) == 2 and ready[0]["regions"] == 1 and ready[1]["regions"] == 2  # again after the reload
+    assert [line["event"] for line in lines].count("reload_failed") == 1
