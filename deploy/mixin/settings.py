@@ -32,7 +32,7 @@ class Thresholds:
     backup_lost_for: str = "5m"
     backup_lookback: str = "1h"
     no_master_for: str = "2m"
-    expected_offline_for: str = "1m"
+    expected_offline_for: str = "30s"
     flapping_switchovers: int = 3
     flapping_window: str = "15m"
     flapping_for: str = "1m"
