@@ -16,7 +16,11 @@ REC = "account_region:tencent_live_"
 # Matchers of the multi-select dashboards' variables (recorded series carry no job).
 AR = 'account=~"$account",region=~"$region"'
 A = 'account=~"$account"'
-ONLINE_STREAM = r'/stream="([^"]+)"/'
+
+
+def _label_regex(label: str) -> str:
+    """Grafana regex taking one label's value out of a query_result() line."""
+    return f'/{label}="([^"]+)"/'
 
 
 def _green_red(limit: float) -> tuple[tuple[float, str], ...]:
@@ -258,25 +262,28 @@ def _stream(c: MixinConfig) -> Dashboard:
         tags=c.dashboards.tags,
         refresh=c.dashboards.refresh,
         variables=(
+            # Every picker offers only what has a stream online now, so the dashboard opens on a
+            # live stream, not on a dropped one kept for stream_retention or an expected name
+            # never seen (open those with the URL's var-stream=).
             Variable(
                 name="account",
                 label="Account",
-                query=f"label_values(tencent_live_stream_online{{{everywhere}}}, account)",
+                query=f"query_result(count by (account) (tencent_live_stream_online{{{everywhere}}} == 1))",
+                regex=_label_regex("account"),
                 multi=False,
             ),
             Variable(
                 name="region",
                 label="Region",
-                query=f"label_values(tencent_live_stream_online{{{in_account}}}, region)",
+                query=f"query_result(count by (region) (tencent_live_stream_online{{{in_account}}} == 1))",
+                regex=_label_regex("region"),
                 multi=False,
             ),
-            # Only streams online now, so the picker opens on a live one, not a dropped stream
-            # kept for stream_retention (use the URL's var-stream= for those).
             Variable(
                 name="stream",
                 label="Stream (online)",
                 query=f"query_result(tencent_live_stream_online{{{in_region}}} == 1)",
-                regex=ONLINE_STREAM,
+                regex=_label_regex("stream"),
                 multi=False,
             ),
         ),

@@ -164,7 +164,7 @@ def test_variable_queries_are_label_values_of_exported_series() -> None:
             if var["type"] != "query":
                 continue
             match = re.fullmatch(r"label_values\((\w+)(\{.*\})?, *(\w+)\)", var["query"]) or re.fullmatch(
-                r"query_result\((\w+)(\{.*\})? == 1\)", var["query"]
+                r"query_result\((?:count by \(\w+\) \()?(\w+)(\{.*\})? == 1\)?\)", var["query"]
             )
             assert match, var["query"]
             assert match.group(1) in known

@@ -261,6 +261,11 @@ def test_stream_picker_offers_only_online_streams() -> None:
     assert re.fullmatch(r"query_result\(tencent_live_stream_online\{.*\} == 1\)", stream["query"])
     assert stream["regex"] and re.search(stream["regex"].strip("/"), 'x{stream="ch-1",region="r"} 1')
     assert stream["current"] == {} and stream["multi"] is False  # Grafana then selects the first option
+    # account and region pickers lead there too: only those with a stream online now
+    for var in model["templating"]["list"]:
+        if var["type"] == "query":
+            assert "tencent_live_stream_online" in var["query"] and "== 1" in var["query"], var["name"]
+            assert re.search(var["regex"].strip("/"), f'{{{var["name"]}="x-1"}} 3').group(1) == "x-1"
 
 
 def test_dashboard_uids_and_tags_follow_the_settings(tmp_path: Path) -> None:
