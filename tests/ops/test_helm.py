@@ -384,3 +384,13 @@ def test_documented_tke_values_render_a_valid_config(tmp_path: Path) -> None:
         timeout=60,
     )
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+@needs_helm
+def test_memory_ticket_fires_below_the_default_memory_limit() -> None:
+    """TencentLiveExporterMemoryHigh must come before the OOM kill it warns about."""
+    limit = _container(_render())["resources"]["limits"]["memory"]
+    units = {"Mi": 2**20, "Gi": 2**30}
+    limit_bytes = int(limit[:-2]) * units[limit[-2:]]
+    mixin = yaml.safe_load((REPO / "deploy" / "mixin" / "config.yml").read_text(encoding="utf-8"))
+    assert mixin["thresholds"]["exporter_memory_bytes"] < limit_bytes
