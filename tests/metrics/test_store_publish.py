@@ -16,7 +16,7 @@ from exporter.model import Publisher, Snapshot, Stream
 ACCOUNT, REGION = "prod", "ap-guangzhou"
 
 
-def _snapshot(*names: str, at: float = 1000.0) -> Snapshot:
+def _snapshot(*names: str, at: float = 1000.0, region: str = REGION) -> Snapshot:
     master = Publisher(
         upstream_sequence="seq-1",
         domain="push.example.com",
@@ -26,7 +26,7 @@ def _snapshot(*names: str, at: float = 1000.0) -> Snapshot:
         is_master=True,
     )
     streams = {n: Stream(name=n, host_group="hg1", optimal_enable=1, publishers=(master,)) for n in names}
-    return Snapshot(account=ACCOUNT, region=REGION, taken_at=at, streams=streams)
+    return Snapshot(account=ACCOUNT, region=region, taken_at=at, streams=streams)
 
 
 def _apply(store: MetricStore, snapshot: Snapshot) -> None:
@@ -86,3 +86,24 @@ def test_without_concurrency_a_scrape_sees_every_change() -> None:
     assert b'stream="b"' in store.render()
     _apply(store, _snapshot("a", "b", "c", at=1002.0))
     assert b'stream="c"' in gzip.decompress(b"".join(store.exposition().gzip(b"")))
+
+
+def test_slow_clients_of_many_generations_pin_only_what_changed() -> None:
+    """25 plain scrapes stalled mid-body, one per generation, while a small region keeps changing.
+
+    Each holds its generation; together they hold one copy of the large unchanged blocks plus
+    the few small pieces each generation rebuilt, not 25 copies of the text.
+    """
+    store = MetricStore()
+    _apply(store, _snapshot(*(f"room_{i:05d}" for i in range(3000)), region="ap-beijing"))
+    stalled = []
+    for step in range(25):
+        _apply(store, _snapshot(f"s{step}", at=1001.0 + step))  # ap-guangzhou changes every time
+        exposition = store.exposition()
+        chunks = iter(exposition.plain(b""))
+        next(chunks)  # the client read one chunk and stopped reading
+        stalled.append((exposition, chunks))
+    held = {id(piece): len(piece) for exposition, _ in stalled for piece in exposition.pieces}
+    one = sum(map(len, stalled[-1][0].pieces))
+    assert one > 64 * 1024  # large enough for sharing to matter
+    assert sum(held.values()) < one + 25 * 8 * 1024
