@@ -26,6 +26,7 @@ import pytest
 import structlog
 from prometheus_client.parser import text_string_to_metric_families
 
+from exporter.cli import build_pipeline
 from exporter.config import AccountConfig, Config
 from exporter.credentials import Credential, CredentialSettings, StaticCredentials
 from exporter.events import EventLog
@@ -34,7 +35,6 @@ from exporter.metrics.store import MetricStore
 from exporter.model import RegionKey
 from exporter.scheduler.runner import RetryPolicy, Runner
 from exporter.simulator import SimulatorServer
-from exporter.tencent.client import TencentClient
 
 REPO = Path(__file__).resolve().parents[2]
 ACCOUNT = "prod"
@@ -145,22 +145,21 @@ async def open_rig(
     )
     limits = httpx.Limits(max_keepalive_connections=None if keepalive else 0)
     async with httpx.AsyncClient(limits=limits, trust_env=False) as http:
-        client = TencentClient(
-            http, endpoint=server.url, credentials=StaticCredentials(credential), timeout=request_timeout
-        )
-        store, health, events = MetricStore(), HealthMetrics("test"), EventLog()
-        runner = Runner(
+        pipeline = build_pipeline(
             config,
-            clients={ACCOUNT: client},
-            store=store,
-            health=health,
-            events=events,
+            http,
             retry=retry,
+            env={},
+            providers={ACCOUNT: StaticCredentials(credential)},
+            process_metrics=False,
+            revision="test",
         )
+        await pipeline.open()
         try:
-            yield Rig(runner, store, health, events, server, config)
+            yield Rig(pipeline.runner, pipeline.store, pipeline.health, pipeline.events, server, config)
         finally:
-            await runner.stop(grace=0.2)
+            await pipeline.runner.stop(grace=0.2)
+            await pipeline.stop()
 
 
 def run(coro: Any) -> Any:
