@@ -137,7 +137,7 @@ def check_config(path: Path, env: dict[str, str] | None = None) -> subprocess.Co
 
 BAD_CONFIGS = {
     "unknown-region": f'accounts:\n  - name: a\n    secret_id: x\n    secret_key: "{KEY}"\n'
-    f'    session_token: "{TOKEN}"\n    regions: [ap-mars]\n',
+    f'    session_token: "{TOKEN}"\n    regions: [ap_mars]\n',
     "misspelt-key": f'accounts:\n  - name: a\n    secret_id: x\n    secret_kye: "{KEY}"\n',
     "misspelt-token-key": f'accounts:\n  - name: a\n    secret_id: x\n    secret_key: "{KEY}"\n'
     f'    sesion_token: "{TOKEN}"\n',
