@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections import Counter
 from collections.abc import Awaitable, Callable, Sequence
 
 import structlog
@@ -50,15 +51,25 @@ class ConfirmOutcome:
     def snapshot(
         self, *, account: str, region: str, clock: Callable[[], float] = time.time
     ) -> Snapshot | None:
-        """The answered names as one judging snapshot (``scope`` = answered names), or None."""
+        """The answered names as one judging snapshot (``scope`` = answered names), or None.
+
+        A reply that cannot judge its name (an unusable group: ``unknown``, or no usable
+        ``StreamName`` at all) leaves that name unknown: neither confirmed nor reset.
+        """
         if not self.answered:
             return None
         streams: dict[str, Stream] = {}
+        unknown: set[str] = set()
+        anomalies: Counter[str] = Counter()
         request_id = ""
         for name in sorted(self.answered):
             part = self.answered[name]
-            streams.update((n, s) for n, s in part.streams.items() if n == name)
+            anomalies.update(part.anomalies)
             request_id = part.request_id or request_id
+            if name in part.unknown or (name not in part.streams and not part.judging_absences):
+                unknown.add(name)
+                continue
+            streams.update((n, s) for n, s in part.streams.items() if n == name)
         return Snapshot(
             account=account,
             region=region,
@@ -66,6 +77,8 @@ class ConfirmOutcome:
             streams=streams,
             request_id=request_id,
             scope=frozenset(self.answered),
+            anomalies=dict(anomalies),
+            unknown=frozenset(unknown),
         )
 
 

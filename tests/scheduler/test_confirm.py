@@ -62,6 +62,22 @@ class TestConfirmation:
 
         asyncio.run(main())
 
+    def test_an_unusable_by_name_reply_leaves_the_name_unknown(self) -> None:
+        async def main() -> None:
+            async with rig(drop_confirmations=2) as r:
+                for name in ("a", "b"):
+                    r.world.add_stream(GZ, name)
+                assert await r.runner.poll_once(KEY)
+                r.world.set_list_limit(1)  # the full list leaves "b" out
+                r.fail_next(1, kind=FaultKind.EDIT, field="BackupList", value="oops", scope="name")
+                assert await r.runner.poll_once(KEY)
+                assert r.runner.state(KEY).absent == {"b": 1}  # neither confirmed nor reset
+                assert r.metric("tencent_live_region_stream_drops_total", **LABELS) == 0
+                anomalies = r.pipeline.health.render().decode()
+                assert 'tencent_live_parse_anomalies_total{account="prod"' in anomalies
+
+        asyncio.run(main())
+
     def test_failed_by_name_queries_confirm_nothing_and_reset_nothing(self) -> None:
         async def main() -> None:
             async with rig(drop_confirmations=2) as r:
