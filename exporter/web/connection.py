@@ -204,7 +204,10 @@ class _Connection:
     async def handshake(self, tls: TLSSettings, peer: str) -> bool:
         writer = self.writer
         try:
-            await writer.start_tls(tls.context, ssl_handshake_timeout=self.limits.handshake_timeout)
+            # Our own deadline: asyncio's ssl_handshake_timeout ends in a ConnectionAbortedError
+            # that looks like any other failure (it stays set, a little later, as a backstop).
+            async with asyncio.timeout(self.limits.handshake_timeout):
+                await writer.start_tls(tls.context, ssl_handshake_timeout=self.limits.handshake_timeout + 1)
         except TimeoutError:
             self.counters.timeouts["handshake"] += 1
             _log.debug("tls_handshake_failed", client=peer, reason="timeout")
@@ -309,7 +312,7 @@ class _Connection:
             length = body.length
         else:
             parts = (body,) if isinstance(body, bytes | bytearray | memoryview) else body
-            length = sum(len(part) for part in parts)
+            length = sum(memoryview(part).nbytes for part in parts)
         head = self.head(response, length=length, chunked=chunked, keep=keep)
         writer = self.writer
         if request is not None and request.method == "HEAD":
@@ -317,7 +320,7 @@ class _Connection:
         elif isinstance(body, Stream):
             writer.write(head)
             await self.send_stream(body, chunked=chunked)
-        elif len(parts) == 1 and len(parts[0]) <= _SMALL:
+        elif len(parts) == 1 and memoryview(parts[0]).nbytes <= _SMALL:
             writer.write(head + bytes(parts[0]))
         else:
             writer.write(head)
