@@ -20,13 +20,13 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections import Counter
 from collections.abc import Awaitable, Callable, Sequence
 
 import structlog
 
-from exporter.model import RegionKey, Snapshot, Stream
+from exporter.model import RegionKey, Snapshot
 from exporter.scheduler.apply import Applier
+from exporter.scheduler.plan import assemble_by_name
 from exporter.scheduler.poll import BLOCKED, CREDENTIALS, NoSpareBudget, error_class
 from exporter.tencent.errors import PollError
 
@@ -51,35 +51,10 @@ class ConfirmOutcome:
     def snapshot(
         self, *, account: str, region: str, clock: Callable[[], float] = time.time
     ) -> Snapshot | None:
-        """The answered names as one judging snapshot (``scope`` = answered names), or None.
-
-        A reply that cannot judge its name (an unusable group: ``unknown``, or no usable
-        ``StreamName`` at all) leaves that name unknown: neither confirmed nor reset.
-        """
+        """The answered names as one judging snapshot (``scope`` = answered names), or None."""
         if not self.answered:
             return None
-        streams: dict[str, Stream] = {}
-        unknown: set[str] = set()
-        anomalies: Counter[str] = Counter()
-        request_id = ""
-        for name in sorted(self.answered):
-            part = self.answered[name]
-            anomalies.update(part.anomalies)
-            request_id = part.request_id or request_id
-            if name in part.unknown or (name not in part.streams and not part.judging_absences):
-                unknown.add(name)
-                continue
-            streams.update((n, s) for n, s in part.streams.items() if n == name)
-        return Snapshot(
-            account=account,
-            region=region,
-            taken_at=clock(),
-            streams=streams,
-            request_id=request_id,
-            scope=frozenset(self.answered),
-            anomalies=dict(anomalies),
-            unknown=frozenset(unknown),
-        )
+        return assemble_by_name(account, region, self.answered, taken_at=clock())
 
 
 async def confirm_by_name(

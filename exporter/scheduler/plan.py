@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections import Counter
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 
@@ -27,6 +28,7 @@ __all__ = [
     "PollStrategy",
     "RegionPoll",
     "Schedule",
+    "assemble_by_name",
     "interleave",
     "plan_account",
     "poll_full_list",
@@ -201,21 +203,39 @@ def _first_poll_error(grouped: BaseExceptionGroup[BaseException]) -> PollError |
 
 
 def _assemble(poll: RegionPoll, results: Mapping[str, Snapshot]) -> Snapshot:
+    return assemble_by_name(poll.account, poll.region, results, taken_at=poll.clock())
+
+
+def assemble_by_name(
+    account: str, region: str, results: Mapping[str, Snapshot], *, taken_at: float
+) -> Snapshot:
+    """Exact-name replies as one snapshot judging exactly the names answered (``scope``).
+
+    Names go in sorted order, so the result does not depend on reply timing. A reply that
+    cannot judge its name (its group was unusable: ``unknown``, or a group without a usable
+    ``StreamName``) leaves the name unknown, neither present nor absent; anomalies add up.
+    """
     streams: dict[str, Stream] = {}
+    unknown: set[str] = set()
+    anomalies: Counter[str] = Counter()
     request_id = ""
-    for name in poll.names:  # configured order, so the result does not depend on reply timing
-        part = results.get(name)
-        if part is None:
-            continue
-        streams.update(part.streams)
+    for name in sorted(results):
+        part = results[name]
+        anomalies.update(part.anomalies)
         request_id = part.request_id or request_id
+        if name in part.unknown or (name not in part.streams and not part.judging_absences):
+            unknown.add(name)
+            continue
+        streams.update((n, s) for n, s in part.streams.items() if n == name)
     return Snapshot(
-        account=poll.account,
-        region=poll.region,
-        taken_at=poll.clock(),
+        account=account,
+        region=region,
+        taken_at=taken_at,
         streams=streams,
         request_id=request_id,
         scope=frozenset(results),
+        anomalies=dict(anomalies),
+        unknown=frozenset(unknown),
     )
 
 

@@ -207,6 +207,21 @@ class TestWatchList:
 
         asyncio.run(main())
 
+    def test_an_unusable_watched_reply_is_unknown_not_absent(self) -> None:
+        async def main() -> None:
+            async with rig(accounts=(account(stream_names=("a", "b")),)) as r:
+                for name in ("a", "b"):
+                    r.world.add_stream(GZ, name)
+                assert await r.runner.run_cycle() == {KEY: True}
+                r.fail_next(0, kind=FaultKind.EDIT, field="BackupList", value="oops", stream="b")
+                for _ in range(3):  # drop_confirmations is 2: "b" would be gone by now if absent
+                    assert await r.runner.run_cycle() == {KEY: True}
+                assert r.metric("tencent_live_region_stream_drops_total", **LABELS) == 0
+                assert r.metric("tencent_live_stream_online", **LABELS, stream="b") == 1
+                assert r.runner.state(KEY).absent == {}
+
+        asyncio.run(main())
+
 
 class TestLifecycle:
     def test_start_polls_every_region_says_ready_once_and_stop_ends_polling(self) -> None:
