@@ -312,3 +312,24 @@ def test_a_silent_tls_client_is_cut_at_the_handshake_deadline(tmp_path):
         assert _await(lambda: web.counters.timeouts["handshake"] == 1)
     finally:
         web.stop()
+
+
+def test_stalled_readers_hold_no_copy_of_the_body(server):
+    """Twenty clients that stop reading a 20 MB body cost the server kilobytes each, not megabytes."""
+    import tracemalloc
+
+    web = server(BIG, stall_timeout=30.0, write_timeout=30.0)
+    tracemalloc.start()
+    try:
+        before = tracemalloc.get_traced_memory()[0]
+        readers = [connect(web, rcvbuf=4096) for _ in range(20)]
+        for sock in readers:
+            sock.sendall(b"GET /metrics HTTP/1.1\r\nHost: x\r\nAccept-Encoding: identity\r\n\r\n")
+        assert _await(lambda: web.counters.open == 20)
+        time.sleep(0.5)  # let every response fill the socket buffers and stall: that is the attack
+        grown = tracemalloc.get_traced_memory()[0] - before
+    finally:
+        tracemalloc.stop()
+    for sock in readers:
+        sock.close()
+    assert grown < 20 * 512 * 1024, f"{grown / 2**20:.1f} MiB for 20 stalled readers"
