@@ -316,3 +316,29 @@ def test_post_reload_with_lifecycle_and_the_ready_line(tmp_path: Path, fake: Ven
     ready = [line for line in lines if line["event"] == "ready"]
     assert len(ready) == 2 and ready[0]["regions"] == 1 and ready[1]["regions"] == 2  # again after the reload
     assert [line["event"] for line in lines].count("reload_failed") == 1
+
+
+def test_sighup_rereads_rotated_credential_files(tmp_path: Path, fake: VendorFake) -> None:
+    fake.script(GZ, [Listing.of(g("s1", Pub("1", True)))])
+    (alpha_id, alpha_key), (beta_id, beta_key) = ACCOUNTS["alpha"], ACCOUNTS["beta"]
+    id_file, key_file = tmp_path / "secret_id", tmp_path / "secret_key"
+    id_file.write_text(alpha_id + "\n")
+    key_file.write_text(alpha_key + "\n")
+    config = tmp_path / "config.yml"
+    config.write_text(
+        f"poll_interval: 1s\nrequest_timeout: 500ms\naccounts:\n  - name: alpha\n"
+        f"    secret_id_file: {id_file}\n    secret_key_file: {key_file}\n"
+        f"    regions: [{GZ}]\n    endpoint: {fake.url}\n"
+    )
+    with Exporter("--config.file", str(config)) as exporter:
+        exporter.wait_ready()
+        await_condition(lambda: GZ in fake.regions_served(alpha_id), what="polls with the first key")
+        # A rotated Kubernetes Secret: both files replaced, then SIGHUP.
+        id_file.write_text(beta_id + "\n")
+        key_file.write_text(beta_key + "\n")
+        exporter.proc.send_signal(signal.SIGHUP)  # type: ignore[union-attr]
+        await_condition(lambda: GZ in fake.regions_served(beta_id), what="polls with the rotated key")
+        assert exporter.metrics().get("tencent_live_up", account="alpha", region=GZ) == 1
+        assert exporter.terminate() == 0
+    output = exporter.out + exporter.err
+    assert alpha_key not in output and beta_key not in output
