@@ -35,6 +35,7 @@ from exporter.config import (
 from exporter.credentials import Credential, CredentialError, Secret
 from exporter.logs import FORMATS, LEVELS, configure_logging
 from exporter.pipeline import Pipeline, build_pipeline, http_limits
+from exporter.reload import Reloader
 from exporter.simulator import Account as SimAccount
 from exporter.simulator import SimulatorServer, World
 from exporter.web.connection import DEFAULT_MAX_CONNECTIONS
@@ -52,6 +53,7 @@ __all__ = [
     "http_limits",
     "main",
     "parse_flags",
+    "reloader_for",
     "run",
     "tune_malloc",
     "version_text",
@@ -326,70 +328,18 @@ def _start_demo() -> tuple[SimulatorServer, Config]:
     return server, demo_config(server.url, credential)
 
 
-class Reloader:
-    """SIGHUP and ``POST /-/reload``: parse everything first, then swap; a bad file changes nothing.
+def reloader_for(flags: Flags, pipeline: Pipeline, *, demo: bool) -> Reloader:
+    """The reload the flags describe: the config file (not in ``--demo``) and the web config."""
+    path = flags.web_config_file
 
-    As blackbox_exporter's ``ReloadConfig``: the new config file and web config are parsed in
-    full before anything changes; an invalid one is logged, sets
-    ``tencent_live_config_last_reload_successful`` to 0 and leaves everything as it was.
-    Reloads are serialised; ``reload_blocking`` is the thread-safe entry the web server calls.
-    """
+    def web_config() -> WebConfig | None:
+        return load_web_config(path) if path is not None else None
 
-    def __init__(self, flags: Flags, pipeline: Pipeline, *, demo: bool) -> None:
-        self._flags = flags
-        self._pipeline = pipeline
-        self._demo = demo
-        self._lock = asyncio.Lock()
-        self._loop = asyncio.get_running_loop()
-        self._log = structlog.get_logger("exporter")
-        self.web: WebServer | None = None
-
-    async def reload(self) -> bool:
-        """Reload config and web config; True when both were valid and are now in force."""
-        async with self._lock:
-            health = self._pipeline.health
-            try:
-                config = None if self._demo else _load_daemon_config(self._flags)
-                path = self._flags.web_config_file
-                web_config = load_web_config(path) if path is not None else None
-            except (ConfigError, WebConfigError) as exc:
-                self._log.error("reload_failed", reason=str(exc), kept="the configuration in force")
-                health.config_reloaded(False)
-                return False
-            summary: dict[str, int] = {}
-            if config is not None:
-                try:
-                    summary = await self._pipeline.reload(config)
-                except (CredentialError, ValueError, OSError) as exc:
-                    self._log.error("reload_failed", reason=str(exc), kept="the configuration in force")
-                    health.config_reloaded(False)
-                    return False
-                for warning in config.warnings:
-                    self._log.warning("config_warning", detail=warning)
-            if web_config is not None and self.web is not None:
-                self.web.reload_web_config(web_config)
-            health.config_reloaded(True)
-            self._log.info("config_reloaded", **{f"regions_{k}": v for k, v in summary.items()})
-            return True
-
-    def reload_blocking(self, timeout: float = 60.0) -> bool:
-        """For a thread other than the event loop's (the web server's workers)."""
-        future = asyncio.run_coroutine_threadsafe(self.reload(), self._loop)
-        return future.result(timeout=timeout)
-
-    def on_sighup(self) -> None:
-        """Reload, and re-read credential files whatever the config's fate (a rotated Secret)."""
-        task = self._loop.create_task(self._hangup())
-        _BACKGROUND.add(task)
-        task.add_done_callback(_BACKGROUND.discard)
-
-    async def _hangup(self) -> bool:
-        ok = await self.reload()
-        await self._pipeline.reread_credentials()
-        return ok
-
-
-_BACKGROUND: set[asyncio.Task[bool]] = set()
+    return Reloader(
+        pipeline,
+        load_config=None if demo else (lambda: _load_daemon_config(flags)),
+        load_web_config=web_config,
+    )
 
 
 async def _serve(
@@ -401,7 +351,7 @@ async def _serve(
     except (ValueError, OSError) as exc:  # an unusable proxy URL, an unreadable SSL_CERT_FILE
         log.error("startup_failed", reason=str(exc))
         return 1
-    reloader = Reloader(flags, pipeline, demo=demo is not None)
+    reloader = reloader_for(flags, pipeline, demo=demo is not None)
     try:
         await pipeline.open()
     except CredentialError as exc:

@@ -1,7 +1,7 @@
 """Reload (SPEC section 9): parse everything first; unchanged regions keep state and counters.
 
 The config files are real files read by the daemon's loader; the pipeline is ``build_pipeline``'s
-against the simulator; ``Reloader`` is what SIGHUP and ``POST /-/reload`` call.
+against the simulator; ``Reloader`` (``cli.reloader_for``) is what SIGHUP and ``POST /-/reload`` call.
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ from pathlib import Path
 import httpx
 from structlog.testing import capture_logs
 
-from exporter.cli import Reloader, build_pipeline, parse_flags
+from exporter.cli import build_pipeline, parse_flags, reloader_for
 from exporter.config import load_config
 from exporter.model import RegionKey
 from exporter.simulator import Account, Simulator, World, mock_transport
@@ -67,7 +67,7 @@ def test_unchanged_regions_keep_state_new_ones_baseline_removed_ones_leave(tmp_p
                 load_config(env.path), http, clock=Clock(), retry=FAST_RETRY, env={}, process_metrics=False
             )
             await pipeline.open()
-            reloader = Reloader(parse_flags(["--config.file", str(env.path)]), pipeline, demo=False)
+            reloader = reloader_for(parse_flags(["--config.file", str(env.path)]), pipeline, demo=False)
             try:
                 assert await pipeline.runner.poll_once(gz)
                 env.world.handover(GZ, "news")
@@ -113,7 +113,7 @@ def test_an_invalid_file_changes_nothing_and_sets_the_gauge(tmp_path: Path) -> N
                 load_config(env.path), http, clock=clock, retry=FAST_RETRY, env={}, process_metrics=False
             )
             await pipeline.open()
-            reloader = Reloader(parse_flags(["--config.file", str(env.path)]), pipeline, demo=False)
+            reloader = reloader_for(parse_flags(["--config.file", str(env.path)]), pipeline, demo=False)
             try:
                 assert await pipeline.runner.poll_once(gz)
                 assert (
@@ -154,7 +154,7 @@ def test_changed_credentials_are_a_new_baseline(tmp_path: Path) -> None:
                 load_config(env.path), http, clock=Clock(), retry=FAST_RETRY, env={}, process_metrics=False
             )
             await pipeline.open()
-            reloader = Reloader(parse_flags(["--config.file", str(env.path)]), pipeline, demo=False)
+            reloader = reloader_for(parse_flags(["--config.file", str(env.path)]), pipeline, demo=False)
             try:
                 assert await pipeline.runner.poll_once(gz)
                 env.write(config_text(secret_id=OTHER_ID))
@@ -176,7 +176,7 @@ def test_web_reload_entry_works_from_another_thread(tmp_path: Path) -> None:
         async with httpx.AsyncClient(transport=mock_transport(Simulator(env.world))) as http:
             pipeline = build_pipeline(load_config(env.path), http, env={}, process_metrics=False)
             await pipeline.open()
-            reloader = Reloader(parse_flags(["--config.file", str(env.path)]), pipeline, demo=False)
+            reloader = reloader_for(parse_flags(["--config.file", str(env.path)]), pipeline, demo=False)
             try:
                 env.write(config_text(regions=(GZ, HK)))
                 assert await asyncio.to_thread(reloader.reload_blocking)
@@ -195,7 +195,7 @@ def test_expected_streams_are_declared_at_start_and_follow_a_reload(tmp_path: Pa
         async with httpx.AsyncClient(transport=mock_transport(Simulator(env.world))) as http:
             pipeline = build_pipeline(load_config(env.path), http, env={}, process_metrics=False)
             await pipeline.open()
-            reloader = Reloader(parse_flags(["--config.file", str(env.path)]), pipeline, demo=False)
+            reloader = reloader_for(parse_flags(["--config.file", str(env.path)]), pipeline, demo=False)
             labels = {"account": "prod", "region": GZ}
             try:
                 # Before any poll: expected and not online, so "expected but offline" can page.
@@ -224,7 +224,7 @@ def test_a_new_account_whose_credentials_cannot_load_changes_nothing(tmp_path: P
         async with httpx.AsyncClient(transport=mock_transport(Simulator(env.world))) as http:
             pipeline = build_pipeline(load_config(env.path), http, env={}, process_metrics=False)
             await pipeline.open()
-            reloader = Reloader(parse_flags(["--config.file", str(env.path)]), pipeline, demo=False)
+            reloader = reloader_for(parse_flags(["--config.file", str(env.path)]), pipeline, demo=False)
             try:
                 env.write(config_text() + extra)
                 with capture_logs() as logs:
