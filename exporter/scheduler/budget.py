@@ -314,9 +314,17 @@ class SlidingWindowBudget:
                     slot.waited = max(0.0, self._clock() - started)
                     return slot
                 self.release(slot)  # never sent: simply forgotten
-            if self._clock() + poll >= deadline:
+            wait = max(poll, self._next_leave() - self._clock())
+            if self._clock() + wait >= deadline:
                 return None
-            await asyncio.sleep(poll)
+            await asyncio.sleep(wait)
+
+    def _next_leave(self) -> float:
+        """When the next replied request leaves the window (a waiter need not look before)."""
+        _, span = self._shape()
+        gap = span + self._margin
+        ends = [slot.end + gap for slot in self._sent if slot.end is not None]
+        return min(ends) if ends else -math.inf
 
     @asynccontextmanager
     async def request(self) -> AsyncIterator[Slot]:
