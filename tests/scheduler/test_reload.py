@@ -26,6 +26,7 @@ def config_text(*, regions: tuple[str, ...] = (GZ,), secret_id: str = SECRET_ID,
     key = SECRET_KEY if secret_id == SECRET_ID else OTHER_KEY
     return (
         f"poll_interval: {interval}\n"
+        "request_timeout: 200ms\n"
         "accounts:\n"
         "  - name: prod\n"
         f"    secret_id: {secret_id}\n"
@@ -234,6 +235,39 @@ def test_a_new_account_whose_credentials_cannot_load_changes_nothing(tmp_path: P
                 assert pipeline.runner.keys == (RegionKey("prod", GZ),)
                 assert set(pipeline.providers) == {"prod"}
                 assert value(pipeline, "tencent_live_config_last_reload_successful") == 0
+            finally:
+                await pipeline.stop()
+
+    asyncio.run(main())
+
+
+def test_a_running_schedule_follows_the_reload(tmp_path: Path) -> None:
+    env = Env(tmp_path)
+    env.write(config_text(regions=(GZ, HK), interval="200ms"))
+    sim = Simulator(env.world)
+
+    def polled(region: str) -> int:
+        return sum(1 for r in sim.request_log.records() if r.region == region)
+
+    async def until(condition, timeout: float = 10.0) -> None:  # type: ignore[no-untyped-def]
+        deadline = asyncio.get_running_loop().time() + timeout
+        while not condition():
+            assert asyncio.get_running_loop().time() < deadline, "condition not met in time"
+            await asyncio.sleep(0.01)
+
+    async def main() -> None:
+        async with httpx.AsyncClient(transport=mock_transport(sim)) as http:
+            pipeline = build_pipeline(load_config(env.path), http, env={}, process_metrics=False)
+            await pipeline.start()
+            reloader = reloader_for(parse_flags(["--config.file", str(env.path)]), pipeline, demo=False)
+            try:
+                await until(lambda: polled(HK) >= 2 and polled(GZ) >= 2)
+                env.write(config_text(regions=(GZ,), interval="200ms"))
+                assert await reloader.reload()
+                after = polled(HK)
+                before_gz = polled(GZ)
+                await until(lambda: polled(GZ) >= before_gz + 3)  # gz keeps its schedule
+                assert polled(HK) == after  # hk's job is gone
             finally:
                 await pipeline.stop()
 
