@@ -1,6 +1,6 @@
 """Detection latency: from a change on the vendor side to the counter moving on ``/metrics``.
 
-    python benchmarks/latency.py [--regions 5] [--streams-per-region 20000] [--poll-interval 15]
+    python benchmarks/latency.py [--regions 5] [--streams-per-region 19900] [--poll-interval 15]
                                  [--duration 300] [--seed 1] [--quick]
 
 Two processes on loopback, as deployed: the simulator (``python -m exporter.simulator``, its
@@ -366,7 +366,10 @@ def main(argv: list[str] | None = None) -> int:
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--regions", type=int, default=5)
-    parser.add_argument("--streams-per-region", type=int, default=20000)
+    # Just under the vendor's documented ceiling: a full list of 20,000 or more groups may be cut
+    # (the simulator cuts it), so its absences judge nothing and its newest streams are missing;
+    # at exactly 20,000 the run measures that ceiling (drops by name only), not the poll schedule.
+    parser.add_argument("--streams-per-region", type=int, default=19_900)
     parser.add_argument("--poll-interval", type=float, default=15.0)
     parser.add_argument("--duration", type=float, default=300.0, help="seconds of changes per run")
     parser.add_argument("--seed", type=int, default=1)
