@@ -12,7 +12,7 @@ then attacks for ``--attack`` seconds while probing:
 - ``--idle`` connections that never send a byte (reopened when the server closes them);
 - ``--slow-readers`` plain ``/metrics`` requests (the ~100 MB body) read 1 KiB a second
   through a 4 KiB receive buffer;
-- ``--tricklers`` request heads that send 60 KiB of header lines at once, then one byte
+- ``--tricklers`` request heads that send ten 63 KB header lines at once, then one byte
   every 2 s.
 
 Probes: ``/healthz`` on a new connection every 0.2 s and a gzip scrape of ``/metrics`` (as
@@ -228,9 +228,10 @@ async def slow_reader(attack: Attack) -> None:
 
 
 async def trickler(attack: Attack) -> None:
-    """60 KiB of header lines at once, then one more byte every 2 s, never ending the head."""
+    """630 KiB of header lines at once, then one more byte every 2 s, never ending the head."""
     loop = asyncio.get_running_loop()
-    burst = b"GET / HTTP/1.1\r\nHost: x\r\n" + (b"X-Pad: " + b"a" * 4000 + b"\r\n") * 15 + b"X-Slow: "
+    line = b"X-Pad: " + b"a" * 63_000 + b"\r\n"  # just under the stdlib's 64 KiB line limit
+    burst = b"GET / HTTP/1.1\r\nHost: x\r\n" + line * 10 + b"X-Slow: "
     while not attack.stop.is_set():
         sock = await _open(attack, "trickle")
         if sock is None:
