@@ -19,7 +19,7 @@ from typing import Final
 from exporter.simulator.errors import DOCUMENTED_CODES
 from exporter.simulator.faults import Fault, FaultKind
 
-__all__ = ["PRESETS", "TRANSIENT_CODES", "describe"]
+__all__ = ["ODD_RECORDS", "PRESETS", "TRANSIENT_CODES", "describe"]
 
 # Codes that say "try again" rather than "fix something" (SPEC section 9, transient class).
 TRANSIENT_CODES: Final = (
@@ -86,6 +86,9 @@ _TRANSPORT: Final[Mapping[str, Fault]] = {
 _CODES: Final[Mapping[str, Fault]] = {
     f"error:{code}": Fault(kind=_D, code=code, message=message) for code, message in DOCUMENTED_CODES.items()
 }
+
+# Names of the presets that make one group odd but keep the reply a valid list (SPEC section 9).
+ODD_RECORDS: Final = tuple(_ODD_RECORDS)
 
 PRESETS: Final[Mapping[str, Fault]] = {**_ODD_RECORDS, **_HOSTILE_STRINGS, **_TRANSPORT, **_CODES}
 
