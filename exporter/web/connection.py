@@ -106,6 +106,7 @@ class Counters:
 
     open: int = 0
     rejected: int = 0
+    shed: int = 0  # requests refused at once because too many bcrypt checks were waiting
     timeouts: dict[str, int] = field(default_factory=lambda: {"handshake": 0, "head": 0, "write": 0})
 
 

@@ -73,6 +73,11 @@ RELOAD_PATH = "/-/reload"
 _REALM = 'Basic realm="tencent-live-exporter"'
 _FD_RESERVE = 256  # descriptors kept for vendor connections, the state file and logs
 _WORKERS = 4
+# bcrypt checks (cache misses) run one at a time on a thread of their own, so a flood of wrong
+# passwords never takes the workers that serve pages and metrics; past this many waiting,
+# more are refused at once (503) instead of queueing without bound.
+_MAX_AUTH_PENDING = 32
+_RETRY = (("Retry-After", "1"),)
 _ACCEPT_BATCH = 16
 _NOT_READY = b"not ready: waiting for the first poll of every configured region"
 _log = structlog.get_logger("exporter.web")
@@ -205,6 +210,8 @@ class WebServer:
         self._servers: list[asyncio.Server] = []
         self._tasks: set[asyncio.Task[Any]] = set()
         self._executor: ThreadPoolExecutor | None = None
+        self._auth_executor: ThreadPoolExecutor | None = None
+        self._auth_pending = 0
 
     # -- lifecycle ------------------------------------------------------------------------------
 
@@ -268,6 +275,7 @@ class WebServer:
         self._sockets = sockets + self._inherited
         self._limits = dataclasses.replace(self._limits, max_connections=self.max_connections)
         self._executor = ThreadPoolExecutor(max_workers=_WORKERS, thread_name_prefix="web-worker")
+        self._auth_executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="web-auth")
         loop = self._loop = asyncio.new_event_loop()
         self._thread = threading.Thread(target=loop.run_forever, name="web-server", daemon=True)
         self._thread.start()
@@ -297,8 +305,9 @@ class WebServer:
                 self._thread.join(timeout=5)
             if not loop.is_running():
                 loop.close()
-            if self._executor is not None:
-                self._executor.shutdown(wait=False, cancel_futures=True)
+            for executor in (self._executor, self._auth_executor):
+                if executor is not None:
+                    executor.shutdown(wait=False, cancel_futures=True)
             for sock in self._sockets:
                 sock.close()
 
@@ -385,15 +394,31 @@ class WebServer:
         state = self._state
         if state.limiter is not None and not state.limiter.allow():
             return Response(status=429, body=b"too many requests\n")
-        if state.auth is not None and not await self._authorized(state.auth, request):
+        if state.auth is None:
+            return None
+        verdict = await self._authorized(state.auth, request)
+        if verdict is None:
+            return Response(status=503, body=b"too many authentication checks waiting\n", headers=_RETRY)
+        if not verdict:
             return Response(status=401, body=b"Unauthorized\n", headers=(("WWW-Authenticate", _REALM),))
         return None
 
-    async def _authorized(self, auth: BasicAuth, request: Request) -> bool:
+    async def _authorized(self, auth: BasicAuth, request: Request) -> bool | None:
+        """True/False, or None when too many bcrypt checks already wait (shed: 503)."""
         header = request.header("authorization") or None
+        if header is None:
+            return False
         if auth.cached(header):
             return True
-        return await self._in_worker(lambda _: auth.check(header), request)
+        if self._auth_pending >= _MAX_AUTH_PENDING:
+            self.counters.shed += 1
+            return None
+        self._auth_pending += 1
+        try:
+            loop = asyncio.get_running_loop()
+            return await loop.run_in_executor(self._auth_executor, auth.check, header)
+        finally:
+            self._auth_pending -= 1
 
     async def _in_worker(self, fn: Callable[[Request], _T], request: Request) -> _T:
         loop = asyncio.get_running_loop()

@@ -22,7 +22,8 @@ _P = "tencent_live_http_"
 
 
 class WebCollector(Collector):
-    """``tencent_live_http_connections_{open,max}``, ``..._rejected_total``, ``..._timeouts_total{phase}``."""
+    """``tencent_live_http_connections_{open,max}``, ``..._connections_rejected_total``,
+    ``..._requests_shed_total``, ``..._timeouts_total{phase}``."""
 
     def __init__(self, server: WebServer) -> None:
         self._server = server
@@ -39,6 +40,11 @@ class WebCollector(Collector):
             _P + "connections_rejected",
             "Client connections refused at once because connections_max were open.",
             value=counters.rejected,
+        )
+        yield CounterMetricFamily(
+            _P + "requests_shed",
+            "Requests refused at once (503) because too many basic-auth checks were already waiting.",
+            value=counters.shed,
         )
         timeouts = CounterMetricFamily(
             _P + "timeouts",

@@ -333,3 +333,49 @@ def test_stalled_readers_hold_no_copy_of_the_body(server):
     for sock in readers:
         sock.close()
     assert grown < 20 * 512 * 1024, f"{grown / 2**20:.1f} MiB for 20 stalled readers"
+
+
+def test_a_flood_of_wrong_passwords_neither_queues_without_bound_nor_delays_scrapes(tmp_path):
+    """bcrypt misses wait on their own thread, at most 32 of them; a known scraper is not behind them."""
+    import base64
+    import threading
+
+    import bcrypt
+
+    from exporter.web.webconfig import load_web_config
+
+    hashed = bcrypt.hashpw(b"right", bcrypt.gensalt(10)).decode()  # ~50-100 ms per compare
+    (tmp_path / "web.yml").write_text(f"basic_auth_users:\n  prometheus: {hashed}\n")
+    web = WebServer(
+        "127.0.0.1:0",
+        sources=sources(),
+        landing=LandingConfig(),
+        web_config=load_web_config(tmp_path / "web.yml"),
+    )
+    web.start()
+    good = "Basic " + base64.b64encode(b"prometheus:right").decode()
+    bad = "Basic " + base64.b64encode(b"prometheus:wrong").decode()
+
+    def get(auth: str) -> tuple[int, float]:
+        start = time.monotonic()
+        with connect(web) as sock:
+            sock.sendall(f"GET /metrics HTTP/1.1\r\nHost: x\r\nAuthorization: {auth}\r\n\r\n".encode())
+            sock.settimeout(30)
+            status = int(sock.recv(64).split()[1])
+        return status, time.monotonic() - start
+
+    try:
+        assert get(good)[0] == 200  # pays bcrypt once, then cached
+        results: list[tuple[int, float]] = []
+        flood = [threading.Thread(target=lambda: results.append(get(bad))) for _ in range(80)]
+        for thread in flood:
+            thread.start()
+        assert _await(lambda: web.counters.shed > 0, timeout=10)
+        status, took = get(good)
+        for thread in flood:
+            thread.join(timeout=30)
+    finally:
+        web.stop()
+    assert (status, took < 0.5) == (200, True), took
+    codes = {code for code, _ in results}
+    assert codes <= {401, 503} and 503 in codes
