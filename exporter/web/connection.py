@@ -59,7 +59,9 @@ class Limits:
     max_connections: int = DEFAULT_MAX_CONNECTIONS
     handshake_timeout: float = 10.0
     head_timeout: float = 10.0
-    idle_timeout: float = 60.0
+    # Longer than common scrape intervals (1m, 2m): a server closing an idle connection just as
+    # Prometheus reuses it turns into a failed scrape. Clients that never send are cut at head_timeout.
+    idle_timeout: float = 300.0
     write_timeout: float = 60.0
     stall_timeout: float = 10.0
     chunk_size: int = 64 * 1024
