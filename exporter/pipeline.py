@@ -27,7 +27,7 @@ from exporter.config import AccountConfig, Config
 from exporter.credentials import CredentialError, CredentialProvider, build_provider
 from exporter.events import EventLog
 from exporter.metrics import HealthMetrics, MetricStore, metrics_source
-from exporter.metrics.health import build_revision
+from exporter.metrics.buildinfo import build_revision
 from exporter.scheduler.runner import RetryPolicy, Runner
 from exporter.tencent import http_client
 from exporter.tencent.client import TencentClient

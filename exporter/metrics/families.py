@@ -32,7 +32,6 @@ Sample = tuple[tuple[str, ...], float]
 
 F = TypeVar("F")
 
-_PREFIX = "tencent_live_"
 _NO_SAMPLES: tuple[Sample, ...] = ()
 
 
@@ -123,63 +122,63 @@ def _switchovers(facts: RegionFacts) -> tuple[Sample, ...]:
 
 STREAM_FAMILIES: tuple[FamilySpec[StreamFacts], ...] = (
     FamilySpec(
-        name=_PREFIX + "stream_online",
+        name="tencent_live_stream_online",
         help="1 while the stream is listed, 0 after a confirmed drop (kept for stream_retention).",
         type="gauge",
         labels=(),
         samples=lambda f: _one(1.0 if f.online else 0.0),
     ),
     FamilySpec(
-        name=_PREFIX + "stream_expected",
+        name="tencent_live_stream_expected",
         help="1 for a stream named in streams.expected (exact name, or a seen name matching a regex).",
         type="gauge",
         labels=(),
         samples=lambda f: _one(1.0) if f.expected else _NO_SAMPLES,
     ),
     FamilySpec(
-        name=_PREFIX + "stream_publishers",
+        name="tencent_live_stream_publishers",
         help="Number of publishers (BackupList length) of the stream.",
         type="gauge",
         labels=(),
         samples=_publishers,
     ),
     FamilySpec(
-        name=_PREFIX + "stream_master_info",
+        name="tencent_live_stream_master_info",
         help="1 for the stream's current master publisher.",
         type="gauge",
         labels=("domain", "app", "source_from", "upstream_sequence"),
         samples=_master_info,
     ),
     FamilySpec(
-        name=_PREFIX + "stream_master_publish_timestamp_seconds",
+        name="tencent_live_stream_master_publish_timestamp_seconds",
         help="PublishTime of the stream's current master as Unix seconds.",
         type="gauge",
         labels=(),
         samples=_master_publish_time,
     ),
     FamilySpec(
-        name=_PREFIX + "stream_info",
+        name="tencent_live_stream_info",
         help="Stream attributes reported by DescribeBackupStreamList; always 1.",
         type="gauge",
         labels=("host_group", "optimal_enable"),
         samples=_stream_info,
     ),
     FamilySpec(
-        name=_PREFIX + "stream_switchovers_total",
+        name="tencent_live_stream_switchovers_total",
         help="Master publisher changes of the stream.",
         type="counter",
         labels=(),
         samples=lambda f: _NO_SAMPLES if f.stream is None else _one(float(f.switchovers)),
     ),
     FamilySpec(
-        name=_PREFIX + "stream_publisher_joins_total",
+        name="tencent_live_stream_publisher_joins_total",
         help="Publishers that appeared in the stream while it stayed online.",
         type="counter",
         labels=(),
         samples=lambda f: _NO_SAMPLES if f.stream is None else _one(float(f.joins)),
     ),
     FamilySpec(
-        name=_PREFIX + "stream_publisher_losses_total",
+        name="tencent_live_stream_publisher_losses_total",
         help="Publishers that disappeared from the stream while it stayed online.",
         type="counter",
         labels=(),
@@ -189,70 +188,70 @@ STREAM_FAMILIES: tuple[FamilySpec[StreamFacts], ...] = (
 
 REGION_FAMILIES: tuple[FamilySpec[RegionFacts], ...] = (
     FamilySpec(
-        name=_PREFIX + "region_streams",
+        name="tencent_live_region_streams",
         help="Streams listed in the region's last successful snapshot.",
         type="gauge",
         labels=(),
         samples=lambda f: _one(float(f.streams)),
     ),
     FamilySpec(
-        name=_PREFIX + "region_streams_redundant",
+        name="tencent_live_region_streams_redundant",
         help="Streams with at least two publishers in the region's last successful snapshot.",
         type="gauge",
         labels=(),
         samples=lambda f: _one(float(f.redundant)),
     ),
     FamilySpec(
-        name=_PREFIX + "region_streams_without_master",
+        name="tencent_live_region_streams_without_master",
         help="Streams with no publisher flagged master in the region's last successful snapshot.",
         type="gauge",
         labels=(),
         samples=lambda f: _one(float(f.without_master)),
     ),
     FamilySpec(
-        name=_PREFIX + "region_publishers",
+        name="tencent_live_region_publishers",
         help="Publishers of all streams in the region's last successful snapshot.",
         type="gauge",
         labels=(),
         samples=lambda f: _one(float(f.publishers)),
     ),
     FamilySpec(
-        name=_PREFIX + "region_streams_unexported",
+        name="tencent_live_region_streams_unexported",
         help="Streams counted in the region aggregates but without per-stream series (max_per_region).",
         type="gauge",
         labels=(),
         samples=lambda f: _one(float(f.unexported)),
     ),
     FamilySpec(
-        name=_PREFIX + "region_switchovers_total",
+        name="tencent_live_region_switchovers_total",
         help="Master publisher changes in the region; failover when the old master left, else handover.",
         type="counter",
         labels=("reason",),
         samples=_switchovers,
     ),
     FamilySpec(
-        name=_PREFIX + "region_publisher_joins_total",
+        name="tencent_live_region_publisher_joins_total",
         help="Publishers that appeared in streams of the region that stayed online.",
         type="counter",
         labels=(),
         samples=lambda f: _one(float(f.joins)),
     ),
     FamilySpec(
-        name=_PREFIX + "region_publisher_losses_total",
+        name="tencent_live_region_publisher_losses_total",
         help="Publishers that disappeared from streams of the region that stayed online.",
         type="counter",
         labels=(),
         samples=lambda f: _one(float(f.losses)),
     ),
     FamilySpec(
-        name=_PREFIX + "region_stream_starts_total",
+        name="tencent_live_region_stream_starts_total",
         help="Streams that appeared in the region.",
         type="counter",
         labels=(),
         samples=lambda f: _one(float(f.starts)),
     ),
     FamilySpec(
-        name=_PREFIX + "region_stream_drops_total",
+        name="tencent_live_region_stream_drops_total",
         help="Streams confirmed dropped in the region (absent from drop_confirmations snapshots).",
         type="counter",
         labels=(),

@@ -14,33 +14,33 @@ Two choices:
 - The standard ``process_*`` families come from client_python's ``ProcessCollector`` registered
   on this private registry (it reads ``/proc``; elsewhere it yields nothing), so the exporter's
   own memory and CPU can be alerted on like any Go exporter's.
+
+Every family is declared by its full exposition name; client_python takes a counter's name with
+the ``_total`` suffix and strips it internally, so the exposition is the same either way.
 """
 
 from __future__ import annotations
 
 import contextlib
-import json
 import platform
-import subprocess
 import threading
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from importlib import metadata
-from pathlib import Path
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, ProcessCollector, generate_latest
 from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
+from exporter.metrics.buildinfo import UNKNOWN_REVISION, build_revision
 from exporter.model import RegionKey, RegionStatus
 
 __all__ = [
     "API_DURATION_BUCKETS",
     "POLL_DURATION_BUCKETS",
-    "UNKNOWN_REVISION",
+    "UNKNOWN_REVISION",  # re-exported: tests import it from here
     "HealthMetrics",
-    "build_revision",
+    "build_revision",  # re-exported: tests import it from here
 ]
 
 # A request times out after request_timeout (5 s by default): fine resolution below a second,
@@ -49,46 +49,9 @@ API_DURATION_BUCKETS = (0.05, 0.1, 0.2, 0.3, 0.5, 0.75, 1.0, 2.0, 3.0, 4.0, 5.0,
 # A poll may be several requests (watch list, retries) plus budget waits.
 POLL_DURATION_BUCKETS = (0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 15.0, 30.0, 60.0, 120.0)
 
-_P = "tencent_live_"
 _REGION = ("account", "region")
 _OK = "OK"
-_DIST = "tencent-live-exporter"
-UNKNOWN_REVISION = "unknown"
-
-
-def build_revision() -> str:
-    """The source revision this exporter was built from, for ``exporter_build_info{revision}``.
-
-    A wheel installed from git records the commit in its metadata (``direct_url.json``,
-    PEP 610); an editable or source checkout asks git once at startup. Anything else (a
-    wheel built from an sdist, no git on the box) is ``unknown`` rather than a guess.
-    """
-    try:
-        raw = metadata.distribution(_DIST).read_text("direct_url.json")
-    except metadata.PackageNotFoundError:
-        raw = None
-    if raw:
-        try:
-            commit = json.loads(raw).get("vcs_info", {}).get("commit_id")
-        except (ValueError, AttributeError):
-            commit = None
-        if isinstance(commit, str) and commit.isalnum():
-            return commit[:12]
-    root = Path(__file__).resolve().parents[2]
-    if not (root / ".git").exists():
-        return UNKNOWN_REVISION
-    try:
-        done = subprocess.run(
-            ["git", "-C", str(root), "rev-parse", "--short=12", "HEAD"],
-            capture_output=True,
-            text=True,
-            timeout=2.0,
-            check=False,
-        )
-    except (OSError, subprocess.SubprocessError):
-        return UNKNOWN_REVISION
-    out = done.stdout.strip()
-    return out if done.returncode == 0 and out.isalnum() else UNKNOWN_REVISION
+_RESULTS = ("ok", "error")  # credential_refreshes_total{result}
 
 
 @dataclass(slots=True)
@@ -122,7 +85,7 @@ class _SnapshotAge(Collector):
 
     def collect(self) -> Iterable[Metric]:
         family = GaugeMetricFamily(
-            _P + "snapshot_age_seconds",
+            "tencent_live_snapshot_age_seconds",
             "Seconds since the region's last successful snapshot; grows while polls fail.",
             labels=_REGION,
         )
@@ -158,87 +121,89 @@ class HealthMetrics:
         self._status: dict[RegionKey, _Status] = {}
         self._accounts: set[str] = set()
         inner = CollectorRegistry(auto_describe=True)
-        self._up = Gauge(_P + "up", "1 when the region's last poll succeeded.", _REGION, registry=inner)
+        self._up = Gauge(
+            "tencent_live_up", "1 when the region's last poll succeeded.", _REGION, registry=inner
+        )
         self._last_success = Gauge(
-            _P + "last_success_timestamp_seconds",
+            "tencent_live_last_success_timestamp_seconds",
             "Unix time of the region's last successful poll.",
             _REGION,
             registry=inner,
         )
         self._requests = Counter(
-            _P + "api_requests",
+            "tencent_live_api_requests_total",
             "DescribeBackupStreamList requests by outcome: OK, the API error code, or a transport failure.",
             (*_REGION, "code"),
             registry=inner,
         )
         self._request_seconds = Histogram(
-            _P + "api_request_duration_seconds",
+            "tencent_live_api_request_duration_seconds",
             "Duration of DescribeBackupStreamList requests, failures included.",
             _REGION,
             buckets=API_DURATION_BUCKETS,
             registry=inner,
         )
         self._rate = Gauge(
-            _P + "rate_limit_requests_per_second",
+            "tencent_live_rate_limit_requests_per_second",
             "Request budget in force for the account (all its regions share it).",
             ("account",),
             registry=inner,
         )
         self._rate_wait = Counter(
-            _P + "rate_limit_wait_seconds",
+            "tencent_live_rate_limit_wait_seconds_total",
             "Time requests waited for the account's request budget.",
             ("account",),
             registry=inner,
         )
         self._cycle = Gauge(
-            _P + "poll_cycle_seconds",
+            "tencent_live_poll_cycle_seconds",
             "Effective time between two polls of the region (stretched when the budget cannot cover it).",
             _REGION,
             registry=inner,
         )
         self._late = Counter(
-            _P + "polls_late",
+            "tencent_live_polls_late_total",
             "Polls of the region that started later than scheduled.",
             _REGION,
             registry=inner,
         )
         self._poll_seconds = Histogram(
-            _P + "poll_duration_seconds",
+            "tencent_live_poll_duration_seconds",
             "Duration of a region's poll: budget waits, requests and retries, parse, diff and store.",
             _REGION,
             buckets=POLL_DURATION_BUCKETS,
             registry=inner,
         )
         self._anomalies = Counter(
-            _P + "parse_anomalies",
+            "tencent_live_parse_anomalies_total",
             "Odd records in successful replies that were skipped or read leniently, by reason.",
             (*_REGION, "reason"),
             registry=inner,
         )
         self._refreshes = Counter(
-            _P + "credential_refreshes",
+            "tencent_live_credential_refreshes_total",
             "Credential loads and renewals of the account by result (ok or error).",
             ("account", "result"),
             registry=inner,
         )
         self._expiry = Gauge(
-            _P + "credential_expiry_timestamp_seconds",
+            "tencent_live_credential_expiry_timestamp_seconds",
             "Unix time the account's temporary credentials expire (absent for long-lived keys).",
             ("account",),
             registry=inner,
         )
         self._reload_ok = Gauge(
-            _P + "config_last_reload_successful",
+            "tencent_live_config_last_reload_successful",
             "1 when the last configuration (re)load succeeded, 0 when it was rejected.",
             registry=inner,
         )
         self._reload_ts = Gauge(
-            _P + "config_last_reload_success_timestamp_seconds",
+            "tencent_live_config_last_reload_success_timestamp_seconds",
             "Unix time of the last successful configuration (re)load.",
             registry=inner,
         )
         build = Gauge(
-            _P + "exporter_build_info",
+            "tencent_live_exporter_build_info",
             "Version, source revision and Python version of the exporter; always 1.",
             ("version", "revision", "python_version"),
             registry=inner,
@@ -292,7 +257,7 @@ class HealthMetrics:
             self._accounts.discard(account)
         for metric in (self._rate, self._rate_wait, self._expiry):
             _remove(metric, account)
-        for result in ("ok", "error"):
+        for result in _RESULTS:
             _remove(self._refreshes, account, result)
 
     def observe_request(self, key: RegionKey, code: str, seconds: float) -> None:
@@ -364,7 +329,7 @@ class HealthMetrics:
             if account in self._accounts:
                 return
             self._accounts.add(account)
-        for result in ("ok", "error"):
+        for result in _RESULTS:
             self._refreshes.labels(account, result)
 
     def set_rate_limit(self, account: str, rps: float) -> None:
