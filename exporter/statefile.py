@@ -27,15 +27,12 @@ content that fails validation at any depth counts as not parsing: a crash loop o
 would be worse than a lost history. The counters are the store's to validate; when it
 rejects them the caller moves the file aside with :func:`quarantine`.
 
-Two exporters must not share one state file (each would overwrite the other's history): a
-:class:`StateLock` takes ``flock`` on a sidecar ``<path>.lock`` for the process's lifetime;
-the second exporter is told who holds it and runs without persistence.
+Two exporters must not share one state file: see :mod:`exporter.statelock`.
 """
 
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import gc
 import os
 import tempfile
@@ -55,8 +52,6 @@ __all__ = [
     "VERSION",
     "SavedState",
     "StateFileError",
-    "StateFileLocked",
-    "StateLock",
     "load_state",
     "quarantine",
     "save_state",
@@ -70,10 +65,6 @@ _PUBLISHER_FIELDS = ("upstream_sequence", "domain", "app", "publish_time", "sour
 
 class StateFileError(Exception):
     """The state file could not be read or written; the message says which file and why."""
-
-
-class StateFileLocked(StateFileError):
-    """Another process holds the state file's lock."""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -210,63 +201,6 @@ def load_state(path: Path, *, clock: Callable[[], float] = time.time) -> SavedSt
 def quarantine(path: Path, *, clock: Callable[[], float] = time.time) -> str:
     """Move a state file whose content was rejected elsewhere (the counters) aside; says where."""
     return _move_aside(path, clock)
-
-
-class StateLock:
-    """An exclusive ``flock`` on ``<path>.lock``, held while the exporter runs.
-
-    ``flock`` dies with the process (no stale lock after a crash or SIGKILL). The file holds
-    the holder's pid, for the message the second exporter prints.
-    """
-
-    def __init__(self, path: Path) -> None:
-        self.state_path = path
-        self.path = Path(f"{path}.lock")
-        self._fd: int | None = None
-
-    def acquire(self) -> None:
-        """Take the lock.
-
-        Raises:
-            StateFileLocked: another process holds it (the message names its pid).
-            StateFileError: the lock file cannot be opened (the directory is unusable).
-        """
-        if self._fd is not None:
-            return
-        try:
-            fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600)
-        except OSError as exc:
-            raise StateFileError(f"cannot open lock file {self.path}: {exc.strerror or exc}") from exc
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except OSError as exc:
-            holder = _read_pid(fd)
-            os.close(fd)
-            who = f"process {holder}" if holder else "another process"
-            raise StateFileLocked(
-                f"state file {self.state_path} is in use by {who} (lock {self.path}); "
-                "two exporters must not share one state file"
-            ) from exc
-        with contextlib.suppress(OSError):
-            os.ftruncate(fd, 0)
-            os.write(fd, f"{os.getpid()}\n".encode())
-        self._fd = fd
-
-    def release(self) -> None:
-        """Drop the lock (the file stays: removing it would race a newcomer's open)."""
-        fd, self._fd = self._fd, None
-        if fd is not None:
-            with contextlib.suppress(OSError):
-                fcntl.flock(fd, fcntl.LOCK_UN)
-            os.close(fd)
-
-
-def _read_pid(fd: int) -> str:
-    try:
-        text = os.pread(fd, 32, 0).decode("ascii", "replace").strip()
-    except OSError:
-        return ""
-    return text if text.isdigit() else ""
 
 
 @contextlib.contextmanager

@@ -19,11 +19,11 @@ from exporter.statefile import (
     VERSION,
     SavedState,
     StateFileError,
-    StateLock,
     load_state,
     quarantine,
     save_state,
 )
+from exporter.statelock import StateLock
 
 NOW = 1_795_762_800.0
 
@@ -271,7 +271,7 @@ class TestLock:
             f"""
             import os
             from pathlib import Path
-            from exporter.statefile import StateLock
+            from exporter.statelock import StateLock
             StateLock(Path({str(path)!r})).acquire()
             os._exit(0)
             """

@@ -17,14 +17,8 @@ import structlog
 
 from exporter.model import RegionKey
 from exporter.scheduler.apply import Applier
-from exporter.statefile import (
-    StateFileError,
-    StateFileLocked,
-    StateLock,
-    load_state,
-    quarantine,
-    save_state,
-)
+from exporter.statefile import StateFileError, load_state, quarantine, save_state
+from exporter.statelock import StateFileLocked, StateLock
 
 __all__ = ["Persistence"]
 
