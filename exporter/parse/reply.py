@@ -15,7 +15,7 @@ from typing import Any, NoReturn
 
 import orjson
 
-from exporter.tencent.errors import MAX_REQUEST_ID_CHARS, BadResponse, PollError, api_error
+from exporter.tencent.errors import MAX_REQUEST_ID_CHARS, BadResponse, PollError, api_error, shorten
 
 __all__ = ["NotOneGroup", "cut_groups", "read_groups"]
 
@@ -148,5 +148,4 @@ def _short(value: object) -> str:
     """A bounded rendering of an offending value: a reply can be megabytes of nested JSON."""
     if type(value) is dict or type(value) is list:
         return f"{type(value).__name__} of {len(value)}"
-    text = repr(value)
-    return text if len(text) <= _MAX_VALUE_REPR else text[: _MAX_VALUE_REPR - 3] + "..."
+    return shorten(repr(value), _MAX_VALUE_REPR)

@@ -58,8 +58,8 @@ __all__ = [
     "classify",
     "error_class_table",
     "hint_for",
-    "is_retryable_code",
     "label_code",
+    "shorten",
 ]
 
 #: The ``code`` label of a successful request (SPEC section 6).
@@ -206,6 +206,9 @@ _FAMILIES: tuple[tuple[str, CodeInfo], ...] = tuple(
     )
 )
 _UNKNOWN = CodeInfo(code=OTHER_CODE, error_class=ErrorClass.TRANSIENT)
+#: Worth retrying within the same poll as is; credentials need a renewal first, blocked ones
+#: fail the same way again.
+_RETRYABLE = frozenset((ErrorClass.THROTTLED, ErrorClass.TRANSIENT))
 
 
 def _lookup(code: str) -> CodeInfo:
@@ -233,15 +236,6 @@ def label_code(code: str) -> str:
     return code if code in _EXACT else OTHER_CODE
 
 
-def is_retryable_code(code: str) -> bool:
-    """Whether a failure with this code is worth retrying within the same poll as it is.
-
-    Throttled and transient ones are; credentials need a renewal first and blocked ones
-    will fail the same way again.
-    """
-    return classify(code) in (ErrorClass.THROTTLED, ErrorClass.TRANSIENT)
-
-
 def error_class_table() -> str:
     """The README "Error classes" table, rendered from :data:`CODES`."""
     lines = ["| code | class | what to do |", "| --- | --- | --- |"]
@@ -251,7 +245,8 @@ def error_class_table() -> str:
     return "\n".join(lines) + "\n"
 
 
-def _cut(text: str, limit: int) -> str:
+def shorten(text: str, limit: int) -> str:
+    """``text`` cut to at most ``limit`` characters, ending in ``...`` when cut."""
     return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
@@ -269,10 +264,10 @@ class PollError(Exception):
     code: str = "Error"
 
     def __init__(self, message: str, *, request_id: str = "") -> None:
-        message = _cut(message, MAX_MESSAGE_CHARS)
+        message = shorten(message, MAX_MESSAGE_CHARS)
         super().__init__(message)
         self.message = message
-        self.request_id = _cut(request_id, MAX_REQUEST_ID_CHARS)
+        self.request_id = shorten(request_id, MAX_REQUEST_ID_CHARS)
         self.raw_code = self.code
 
     @property
@@ -285,14 +280,14 @@ class PollError(Exception):
 
     @property
     def retryable(self) -> bool:
-        return self.error_class in (ErrorClass.THROTTLED, ErrorClass.TRANSIENT)
+        return self.error_class in _RETRYABLE
 
 
 class ApiError(PollError):
     """The vendor answered with ``Response.Error``."""
 
     def __init__(self, code: str, message: str, *, request_id: str = "") -> None:
-        raw = _cut(code, MAX_CODE_CHARS)
+        raw = shorten(code, MAX_CODE_CHARS)
         super().__init__(f"{raw}: {message}", request_id=request_id)
         self.code = label_code(code)
         # Classified on the full code (a prefix family still matches a cut one), logged cut.
