@@ -9,21 +9,13 @@ import time
 from pathlib import Path
 
 import pytest
-from prometheus_client.parser import text_string_to_metric_families
 
 from exporter.config import parse_config
 from exporter.model import RegionKey
 from exporter.pipeline import build_pipeline
+from tests._prom import samples
 
 REGION = "ap-guangzhou"
-
-
-def _samples(text: bytes) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
-    return {
-        (s.name, tuple(sorted(s.labels.items()))): s.value
-        for family in text_string_to_metric_families(text.decode())
-        for s in family.samples
-    }
 
 
 @pytest.fixture
@@ -53,20 +45,20 @@ def test_polls_with_role_credentials_and_renews_an_expired_one_within_the_poll(
         await pipeline.open()  # first fetch; the renewal timer is hours away
         try:
             assert await pipeline.runner.poll_once(key)
-            before = _samples(pipeline.health.render())
+            before = samples(pipeline.health.render())
             events_before = list(pipeline.events.recent())
             # The session ends at the vendor before the exporter expected (revoked, clock skew).
             assert identity.expire() == 1
             assert await pipeline.runner.poll_once(key)
-            return before, events_before, _samples(pipeline.health.render()), list(pipeline.events.recent())
+            return before, events_before, samples(pipeline.health.render()), list(pipeline.events.recent())
         finally:
             await pipeline.stop()
 
     before, events_before, after, events_after = run(main)
     refreshes = "tencent_live_credential_refreshes_total"
     expiry = "tencent_live_credential_expiry_timestamp_seconds"
-    assert before[(refreshes, (("account", "prod"), ("result", "ok")))] == 1
-    assert after[(refreshes, (("account", "prod"), ("result", "ok")))] == 2
-    assert after[(expiry, (("account", "prod"),))] == identity.issued[-1].expires_at
+    assert before[(refreshes, frozenset({"account": "prod", "result": "ok"}.items()))] == 1
+    assert after[(refreshes, frozenset({"account": "prod", "result": "ok"}.items()))] == 2
+    assert after[(expiry, frozenset({"account": "prod"}.items()))] == identity.issued[-1].expires_at
     assert len(identity.issued) == 2
     assert events_after == events_before  # a renewal is not a stream event

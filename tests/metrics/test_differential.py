@@ -18,7 +18,6 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
-from prometheus_client.parser import text_string_to_metric_families
 from prometheus_client.registry import Collector
 from prometheus_client.utils import floatToGoString
 
@@ -26,6 +25,7 @@ from exporter.metrics.exposition import escape_help, go_float, header
 from exporter.metrics.families import REGION_FAMILIES, STREAM_FAMILIES
 from exporter.metrics.store import MetricStore
 from exporter.model import Publisher, Snapshot, Stream
+from tests._prom import samples
 
 _LABEL = re.compile(r'([a-zA-Z_][a-zA-Z0-9_]*)="((?:[^"\\]|\\.)*)"')
 _LINE = re.compile(r"^([a-zA-Z_:][a-zA-Z0-9_:]*)(?:\{(.*)\})? (\S+)$")
@@ -191,12 +191,8 @@ def test_body_matches_generate_latest(snapshot: Snapshot, data: st.DataObject) -
     registry.register(_Reference(snapshot, expected))
     assert _normalise(ours.decode()) == _normalise(generate_latest(registry).decode())
     # And the real parser reads back exactly the label values we were given.
-    parsed = {
-        s.labels["stream"]
-        for f in text_string_to_metric_families(ours.decode())
-        for s in f.samples
-        if f.name == "tencent_live_stream_online"
-    }
+    online = [labels for name, labels in samples(ours) if name == "tencent_live_stream_online"]
+    parsed = {dict(labels)["stream"] for labels in online}
     assert parsed == set(snapshot.streams) | expected
 
 

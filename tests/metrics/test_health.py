@@ -10,13 +10,13 @@ import zlib
 from pathlib import Path
 
 import pytest
-from prometheus_client.parser import text_string_to_metric_families
 
 from exporter.metrics import metrics_source
 from exporter.metrics.families import ALL_FAMILIES
 from exporter.metrics.health import UNKNOWN_REVISION, HealthMetrics, build_revision
 from exporter.metrics.store import MetricStore
 from exporter.model import Publisher, RegionKey, Snapshot, Stream
+from tests._prom import family_names, sample_names, samples, value
 
 KEY = RegionKey("prod", "ap-guangzhou")
 OTHER = RegionKey("prod", "ap-hongkong")
@@ -30,16 +30,8 @@ class Clock:
         return self.now
 
 
-def samples(body: bytes) -> dict[tuple[str, frozenset[tuple[str, str]]], float]:
-    return {
-        (s.name, frozenset(s.labels.items())): s.value
-        for f in text_string_to_metric_families(body.decode())
-        for s in f.samples
-    }
-
-
 def get(health: HealthMetrics, name: str, **labels: str) -> float | None:
-    return samples(health.render()).get(("tencent_live_" + name, frozenset(labels.items())))
+    return value(health.render(), "tencent_live_" + name, **labels)
 
 
 def region(key: RegionKey = KEY) -> dict[str, str]:
@@ -130,10 +122,10 @@ class TestCounters:
 
     @pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="process metrics read /proc")
     def test_process_metrics_in_the_private_registry(self) -> None:
-        names = {n for (n, _labels) in samples(HealthMetrics("1").render())}
+        names = sample_names(HealthMetrics("1").render())
         assert {"process_resident_memory_bytes", "process_open_fds", "process_start_time_seconds"} <= names
         assert "process_cpu_seconds_total" in names
-        off = {n for (n, _labels) in samples(HealthMetrics("1", process_metrics=False).render())}
+        off = sample_names(HealthMetrics("1", process_metrics=False).render())
         assert not {n for n in off if n.startswith("process_")}
 
     def test_parse_anomalies_count_by_reason(self) -> None:
@@ -220,8 +212,8 @@ class TestComposition:
 
     def test_no_family_from_both_sources(self) -> None:
         store, health = self._sources()
-        health_names = {f.name for f in text_string_to_metric_families(health.render().decode())}
-        store_names = {f.name for f in text_string_to_metric_families(store.render().decode())}
+        health_names = family_names(health.render())
+        store_names = family_names(store.render())
         assert store_names and health_names
         assert not store_names & health_names
         assert not {n.removesuffix("_total") for n in ALL_FAMILIES} & health_names

@@ -12,12 +12,13 @@ import zlib
 from collections.abc import Iterable
 
 import pytest
-from prometheus_client.parser import text_string_to_metric_families
 
 from exporter.metrics.exposition import CHUNK_LIMIT
 from exporter.metrics.families import ALL_FAMILIES
 from exporter.metrics.store import MetricStore
 from exporter.model import Event, EventKind, Publisher, Snapshot, Stream, SwitchoverReason
+from tests import _prom
+from tests._prom import family_names, sample_names, samples
 
 ACCOUNT, REGION = "prod", "ap-guangzhou"
 P = "tencent_live_"
@@ -58,29 +59,13 @@ def apply(
     store.apply(snapshot, changed=frozenset(changed), dropped=frozenset(dropped), events=tuple(events))
 
 
-def samples(body: bytes) -> dict[tuple[str, frozenset[tuple[str, str]]], float]:
-    """Every sample of a body, parsed by client_python's parser (which also validates it)."""
-    out = {}
-    for family in text_string_to_metric_families(body.decode()):
-        for s in family.samples:
-            key = (s.name, frozenset(s.labels.items()))
-            assert key not in out, f"duplicate series {key}"
-            out[key] = s.value
-    return out
-
-
 def gz(store: MetricStore) -> bytes:
     """What a gzip scrape receives, inflated."""
     return gzip.decompress(b"".join(store.exposition().gzip(b"")))
 
 
 def value(body: bytes, name: str, **labels: str) -> float | None:
-    want = {"account": ACCOUNT, "region": REGION, **labels}
-    return samples(body).get((P + name, frozenset(want.items())))
-
-
-def names(body: bytes) -> set[str]:
-    return {name for name, _ in samples(body)}
+    return _prom.value(body, P + name, account=ACCOUNT, region=REGION, **labels)
 
 
 def assert_well_formed(body: bytes) -> None:
@@ -147,9 +132,7 @@ class TestExpositionText:
     def test_every_store_family_is_declared(self) -> None:
         store = MetricStore()
         apply(store, snap(stream("s", pub("1", True))))
-        declared = {
-            f.name.removesuffix("_total") for f in text_string_to_metric_families(store.render().decode())
-        }
+        declared = {name.removesuffix("_total") for name in family_names(store.render())}
         # stream_expected has samples only with streams.expected (tests/metrics/test_store_expected.py).
         assert declared == {name.removesuffix("_total") for name in ALL_FAMILIES} - {P + "stream_expected"}
 
@@ -375,7 +358,7 @@ class TestScopeLimits:
             events=[event(EventKind.SWITCHOVER, "a", SwitchoverReason.FAILOVER)],
         )
         body = store.render()
-        assert not [n for n in names(body) if n.startswith(P + "stream_")]
+        assert not [n for n in sample_names(body) if n.startswith(P + "stream_")]
         assert value(body, "region_streams") == 2.0
         assert value(body, "region_streams_redundant") == 1.0
         assert value(body, "region_streams_without_master") == 1.0

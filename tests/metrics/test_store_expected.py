@@ -8,11 +8,11 @@ import subprocess
 from dataclasses import dataclass, field
 
 import pytest
-from prometheus_client.parser import text_string_to_metric_families
 
 from exporter.metrics.families import ALL_FAMILIES
 from exporter.metrics.store import MetricStore
 from exporter.model import Event, EventKind, Publisher, RegionKey, Snapshot, Stream
+from tests._prom import family_names, samples
 
 ACCOUNT = "prod"
 GZ, HK = "ap-guangzhou", "ap-hongkong"
@@ -59,13 +59,13 @@ def apply(
 def series(store: MetricStore) -> dict[tuple[str, str, str], float]:
     """(family, region, stream) -> value of every per-stream sample; region samples as stream ""."""
     out = {}
-    for family in text_string_to_metric_families(store.render().decode()):
-        for s in family.samples:
-            key = (s.name.removeprefix(P), s.labels["region"], s.labels.get("stream", ""))
-            if s.name.endswith("switchovers_total") and "reason" in s.labels:
-                continue
-            assert key not in out, key
-            out[key] = s.value
+    for (name, label_set), value in samples(store.render()).items():
+        labels = dict(label_set)
+        key = (name.removeprefix(P), labels["region"], labels.get("stream", ""))
+        if name.endswith("switchovers_total") and "reason" in labels:
+            continue
+        assert key not in out, key
+        out[key] = value
     return out
 
 
@@ -185,9 +185,7 @@ class TestReload:
 def test_every_store_family_is_declared_with_expected_streams() -> None:
     store = MetricStore(expected=expected("s"))
     apply(store, "s")
-    declared = {
-        f.name.removesuffix("_total") for f in text_string_to_metric_families(store.render().decode())
-    }
+    declared = {name.removesuffix("_total") for name in family_names(store.render())}
     assert declared == {name.removesuffix("_total") for name in ALL_FAMILIES}
 
 

@@ -24,7 +24,6 @@ from typing import Any
 import httpx
 import pytest
 import structlog
-from prometheus_client.parser import text_string_to_metric_families
 
 from exporter.cli import build_pipeline
 from exporter.config import AccountConfig, Config
@@ -35,6 +34,7 @@ from exporter.metrics.store import MetricStore
 from exporter.model import RegionKey
 from exporter.scheduler.runner import RetryPolicy, Runner
 from exporter.simulator import SimulatorServer
+from tests._prom import Samples, samples, value
 
 REPO = Path(__file__).resolve().parents[2]
 ACCOUNT = "prod"
@@ -42,18 +42,6 @@ REGION = "ap-guangzhou"
 KEY = RegionKey(ACCOUNT, REGION)
 # Two tries per request, a millisecond apart: retries are exercised, not waited for.
 FAST_RETRY = RetryPolicy(attempts=2, base_delay=0.001, max_delay=0.002)
-
-Samples = dict[tuple[str, frozenset[tuple[str, str]]], float]
-
-
-def parse_samples(text: bytes) -> Samples:
-    """Every sample of an exposition, keyed by (sample name, labels)."""
-    out: Samples = {}
-    for family in text_string_to_metric_families(text.decode("utf-8")):
-        for sample in family.samples:
-            out[(sample.name, frozenset(sample.labels.items()))] = sample.value
-    return out
-
 
 @dataclass
 class Rig:
@@ -66,16 +54,16 @@ class Rig:
 
     def store_samples(self) -> Samples:
         """Per-stream and region families only (the store never renders a health family)."""
-        return parse_samples(self.store.render())
+        return samples(self.store.render())
 
     def health_samples(self) -> Samples:
-        return parse_samples(self.health.render())
+        return samples(self.health.render())
 
     def hvalue(self, name: str, **labels: str) -> float | None:
-        return self.health_samples().get((name, frozenset(labels.items())))
+        return value(self.health.render(), name, **labels)
 
     def stat(self, name: str, **labels: str) -> float | None:
-        return self.store_samples().get((name, frozenset(labels.items())))
+        return value(self.store.render(), name, **labels)
 
     def up(self) -> float | None:
         return self.hvalue("tencent_live_up", account=ACCOUNT, region=REGION)
@@ -228,7 +216,7 @@ class Daemon:
     def samples(self) -> Samples:
         response = self.get("/metrics")
         response.raise_for_status()
-        return parse_samples(response.content)
+        return samples(response.content)
 
     def value(self, name: str, **labels: str) -> float | None:
         return self.samples().get((name, frozenset(labels.items())))
@@ -256,7 +244,6 @@ class Kit:
     KEY = KEY
     FAST_RETRY = FAST_RETRY
     open_rig = staticmethod(open_rig)
-    parse_samples = staticmethod(parse_samples)
     make_config = staticmethod(make_config)
     run = staticmethod(run)
     wait_for = staticmethod(wait_for)

@@ -1,0 +1,41 @@
+"""Reading an exposition in tests: every sample keyed by (sample name, label set).
+
+One parser for every test folder: client_python's own (which also rejects malformed text), and
+a series that appears twice fails the test, since Prometheus would refuse that scrape.
+"""
+
+from __future__ import annotations
+
+from prometheus_client.parser import text_string_to_metric_families
+
+__all__ = ["Samples", "family_names", "sample_names", "samples", "value"]
+
+Samples = dict[tuple[str, frozenset[tuple[str, str]]], float]
+
+
+def samples(body: bytes | str) -> Samples:
+    """Every sample of ``body``; a duplicate series is an assertion error."""
+    text = body.decode() if isinstance(body, bytes) else body
+    out: Samples = {}
+    for family in text_string_to_metric_families(text):
+        for sample in family.samples:
+            key = (sample.name, frozenset(sample.labels.items()))
+            assert key not in out, f"duplicate series {key}"
+            out[key] = sample.value
+    return out
+
+
+def value(body: bytes | str, name: str, **labels: str) -> float | None:
+    """The value of the series ``name{labels}`` (exactly those labels), None when absent."""
+    return samples(body).get((name, frozenset(labels.items())))
+
+
+def sample_names(body: bytes | str) -> set[str]:
+    """Every sample name in ``body`` (``_bucket``/``_total`` suffixes as exposed)."""
+    return {name for name, _ in samples(body)}
+
+
+def family_names(body: bytes | str) -> set[str]:
+    """Every family name in ``body`` as the parser reports it (a counter without ``_total``)."""
+    text = body.decode() if isinstance(body, bytes) else body
+    return {family.name for family in text_string_to_metric_families(text)}
