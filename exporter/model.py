@@ -18,9 +18,9 @@ __all__ = [
     "EventKind",
     "Publisher",
     "RegionKey",
+    "RegionStatus",
     "Snapshot",
     "Stream",
-    "StreamKey",
     "SwitchoverReason",
 ]
 
@@ -30,14 +30,6 @@ class RegionKey(NamedTuple):
 
     account: str
     region: str
-
-
-class StreamKey(NamedTuple):
-    """A stream is identified by (account, region, StreamName) — SPEC section 5."""
-
-    account: str
-    region: str
-    stream: str
 
 
 @dataclass(frozen=True, slots=True)
@@ -140,10 +132,6 @@ class Event:
     to: str | None = None
     extra: Mapping[str, str] = field(default_factory=dict)
 
-    @property
-    def stream_key(self) -> StreamKey:
-        return StreamKey(self.account, self.region, self.stream)
-
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class RegionStatus:
@@ -157,5 +145,3 @@ class RegionStatus:
     last_error: str | None  # the ``code`` label of the last failure
     streams: int
 
-
-__all__ += ["RegionStatus"]
