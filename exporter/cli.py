@@ -17,7 +17,7 @@ import secrets
 import signal
 import sys
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TextIO
 
@@ -33,6 +33,7 @@ from exporter.config import (
     parse_config,
 )
 from exporter.credentials import Credential, CredentialError, Secret
+from exporter.credentials.demo import demo_credentials
 from exporter.logs import FORMATS, LEVELS, configure_logging
 from exporter.pipeline import Pipeline, build_pipeline, http_limits
 from exporter.reload import Reloader
@@ -325,7 +326,9 @@ def _start_demo() -> tuple[SimulatorServer, Config]:
     )
     server = SimulatorServer(world, host="127.0.0.1", port=0, tick_seconds=_DEMO_TICK_SECONDS).start()
     credential = Credential(secret_id=secret_id, secret_key=Secret(secret_key))
-    return server, demo_config(server.url, credential)
+    config = demo_config(server.url, credential)
+    account = replace(config.accounts[0], credentials=demo_credentials(server, credential))
+    return server, replace(config, accounts=(account,))
 
 
 def reloader_for(flags: Flags, pipeline: Pipeline, *, demo: bool) -> Reloader:

@@ -172,6 +172,8 @@ def test_demo_serves_all_five_regions_and_stops_on_sigterm() -> None:
             return all(metrics.get("tencent_live_up", account="demo", region=r) == 1 for r in DEFAULT_REGIONS)
 
         await_condition(all_up, timeout=30, what="tencent_live_up 1 in all five demo regions")
+        # The demo polls with short-lived STS credentials, so renewal shows within minutes.
+        assert exporter.metrics().get("tencent_live_credential_expiry_timestamp_seconds", account="demo")
         assert exporter.get("/readyz").status_code == 200
         assert exporter.get("/does-not-exist").status_code == 404
         code = exporter.terminate()
