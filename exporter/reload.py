@@ -20,9 +20,13 @@ from exporter.pipeline import Pipeline
 from exporter.web.server import WebServer
 from exporter.web.webconfig import WebConfig, WebConfigError
 
-__all__ = ["Reloader"]
+__all__ = ["ReloadError", "Reloader"]
 
 _BACKGROUND: set[asyncio.Task[bool]] = set()
+
+
+class ReloadError(Exception):
+    """A refused reload; the message is the logged reason (file, line, key: never a value)."""
 
 
 class Reloader:
@@ -54,36 +58,45 @@ class Reloader:
 
     async def reload(self) -> bool:
         """Reload config and web config; True when both were valid and are now in force."""
+        try:
+            await self.apply()
+        except ReloadError:
+            return False
+        return True
+
+    async def apply(self) -> None:
+        """As :meth:`reload`, raising ``ReloadError`` with the reason when the reload is refused."""
         async with self._lock:
             health = self._pipeline.health
             try:
                 config = None if self._load_config is None else self._load_config()
                 web_config = self._load_web_config()
             except (ConfigError, WebConfigError) as exc:
-                return self._failed(str(exc))
+                raise self._failed(str(exc)) from None
             summary: dict[str, int] = {}
             if config is not None:
                 try:
                     summary = await self._pipeline.reload(config)
                 except (CredentialError, ValueError, OSError) as exc:  # credentials, proxy URL, CA file
-                    return self._failed(str(exc))
+                    raise self._failed(str(exc)) from None
                 for warning in config.warnings:
                     self._log.warning("config_warning", detail=warning)
             if web_config is not None and self.web is not None:
                 self.web.reload_web_config(web_config)
             health.config_reloaded(True)
             self._log.info("config_reloaded", **{f"regions_{k}": v for k, v in summary.items()})
-            return True
 
-    def _failed(self, reason: str) -> bool:
+    def _failed(self, reason: str) -> ReloadError:
         self._log.error("reload_failed", reason=reason, kept="the configuration in force")
         self._pipeline.health.config_reloaded(False)
-        return False
+        return ReloadError(reason)
 
     def reload_blocking(self, timeout: float = 60.0) -> bool:
-        """For a thread other than the event loop's (the web server's workers)."""
-        future = asyncio.run_coroutine_threadsafe(self.reload(), self._loop)
-        return future.result(timeout=timeout)
+        """For a thread other than the event loop's (the web server's workers): True, or
+        ``ReloadError`` raised with the reason, which ``POST /-/reload`` shows (scrubbed)."""
+        future = asyncio.run_coroutine_threadsafe(self.apply(), self._loop)
+        future.result(timeout=timeout)
+        return True
 
     def on_sighup(self) -> None:
         """Reload, and re-read credential files whatever the config's fate (a rotated Secret)."""

@@ -57,6 +57,7 @@ def test_reload_over_http(
     r = httpx.post(f"{daemon.url}/-/reload", timeout=30)
     assert r.status_code == 500
     assert r.text.startswith("failed to reload config")
+    assert f"{config}:2: YAML syntax error" in r.text  # the reason, as the log says it
     assert daemon.value("tencent_live_config_last_reload_successful") == 0
     assert daemon.value("tencent_live_up", account="prod", region="ap-hongkong") == 1
     assert daemon.get("/healthz").status_code == 200
