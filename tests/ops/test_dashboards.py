@@ -19,6 +19,8 @@ from typing import Any
 import pytest
 import yaml
 
+from tests._prom import exported_names
+
 REPO = Path(__file__).resolve().parents[2]
 DASHBOARDS = REPO / "dashboards"
 RECORDING = REPO / "deploy" / "prometheus" / "recording.yml"
@@ -102,27 +104,7 @@ def test_stream_dashboard_covers_publishers_master_and_switchovers() -> None:
 
 
 def _known_series() -> set[str]:
-    from prometheus_client.parser import text_string_to_metric_families
-
-    from exporter.metrics.families import ALL_FAMILIES
-    from exporter.metrics.health import HealthMetrics
-    from exporter.model import RegionKey
-
-    health = HealthMetrics("test")
-    key = RegionKey(account="a", region="ap-guangzhou")
-    health.register(key)
-    health.poll_succeeded(key, 1.0, 1)
-    health.set_rate_limit("a", 20)
-    health.add_rate_limit_wait("a", 1)
-    health.set_poll_cycle(key, 15)
-    health.poll_late(key)
-    health.parse_anomalies(key, "duplicate_stream_name", 1)
-    health.credential_refreshed("a", "ok")
-    health.set_credential_expiry("a", 2.0)
-    health.config_reloaded(True, 1.0)
-    names = set(ALL_FAMILIES) | {"up", "ALERTS"}
-    for family in text_string_to_metric_families(health.render().decode()):
-        names.update(s.name for s in family.samples)
+    names = exported_names() | {"up", "ALERTS"}
     recording = yaml.safe_load(RECORDING.read_text(encoding="utf-8"))
     names.update(r["record"] for g in recording["groups"] for r in g["rules"])
     return names

@@ -16,11 +16,8 @@ from typing import Any
 
 import pytest
 import yaml
-from prometheus_client.parser import text_string_to_metric_families
 
-from exporter.metrics.families import ALL_FAMILIES
-from exporter.metrics.health import HealthMetrics
-from exporter.model import RegionKey
+from tests._prom import exported_names
 
 REPO = Path(__file__).resolve().parents[2]
 PROM = REPO / "deploy" / "prometheus"
@@ -53,27 +50,6 @@ def _alerts() -> list[dict[str, Any]]:
 def _promtool(*args: str, cwd: Path = PROM) -> subprocess.CompletedProcess[str]:
     assert PROMTOOL is not None
     return subprocess.run([PROMTOOL, *args], check=False, cwd=cwd, capture_output=True, text=True, timeout=60)
-
-
-def _exported_names() -> set[str]:
-    """Sample names the exporter exposes: store families plus the health registry, as rendered."""
-    health = HealthMetrics("test")
-    key = RegionKey(account="a", region="ap-guangzhou")
-    health.register(key)
-    health.observe_request(key, "OK", 0.1)
-    health.poll_succeeded(key, 1.0, 3)
-    health.set_rate_limit("a", 20)
-    health.add_rate_limit_wait("a", 0.5)
-    health.set_poll_cycle(key, 15)
-    health.poll_late(key)
-    health.parse_anomalies(key, "duplicate_stream_name", 1)
-    health.credential_refreshed("a", "ok")
-    health.set_credential_expiry("a", 2.0)
-    health.config_reloaded(True, 1.0)
-    names: set[str] = set(ALL_FAMILIES)
-    for family in text_string_to_metric_families(health.render().decode()):
-        names.update(sample.name for sample in family.samples)
-    return names
 
 
 def _metric_names(expr: str) -> set[str]:
@@ -230,7 +206,7 @@ def test_every_alert_has_a_runbook_section_and_no_section_is_orphaned() -> None:
 
 
 def test_rules_use_only_exported_metric_names() -> None:
-    exported = _exported_names() | {rule["record"] for rule in _rules(RECORDING)}
+    exported = exported_names() | {rule["record"] for rule in _rules(RECORDING)}
     used: set[str] = set()
     for rule in _alerts() + _rules(RECORDING):
         used |= _metric_names(rule["expr"])

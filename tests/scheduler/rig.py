@@ -16,7 +16,6 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-from prometheus_client.parser import text_string_to_metric_families
 
 from exporter.cli import Pipeline, build_pipeline
 from exporter.config import AccountConfig, Config
@@ -24,6 +23,7 @@ from exporter.credentials import CredentialSettings, Secret
 from exporter.model import RegionKey
 from exporter.scheduler.ports import RetryPolicy
 from exporter.simulator import Account, Fault, FaultKind, Simulator, World, mock_transport
+from tests._prom import value
 
 SECRET_ID = "AKIDschedulertest0001"
 SECRET_KEY = "scheduler-test-secret-key-0001"
@@ -68,14 +68,6 @@ def account(
     return AccountConfig(name=name, credentials=settings, regions=regions, endpoint=ENDPOINT, **extra)
 
 
-def samples(text: bytes) -> dict[tuple[str, frozenset[tuple[str, str]]], float]:
-    return {
-        (sample.name, frozenset(sample.labels.items())): sample.value
-        for family in text_string_to_metric_families(text.decode())
-        for sample in family.samples
-    }
-
-
 @dataclass
 class Rig:
     """One pipeline and the simulated vendor behind it."""
@@ -96,10 +88,10 @@ class Rig:
         return self.pipeline.events
 
     def metric(self, name: str, **labels: str) -> float | None:
-        return samples(self.pipeline.store.render()).get((name, frozenset(labels.items())))
+        return value(self.pipeline.store.render(), name, **labels)
 
     def hmetric(self, name: str, **labels: str) -> float | None:
-        return samples(self.pipeline.health.render()).get((name, frozenset(labels.items())))
+        return value(self.pipeline.health.render(), name, **labels)
 
     def requests(self) -> list[tuple[str | None, str | None, str]]:
         """(region, StreamName, code) of every request the vendor saw, in arrival order."""

@@ -16,7 +16,8 @@ from exporter.cli import build_pipeline, parse_flags, reloader_for
 from exporter.config import load_config
 from exporter.model import RegionKey
 from exporter.simulator import Account, Simulator, World, mock_transport
-from tests.scheduler.rig import ENDPOINT, FAST_RETRY, SECRET_ID, SECRET_KEY, Clock, samples
+from tests import _prom
+from tests.scheduler.rig import ENDPOINT, FAST_RETRY, SECRET_ID, SECRET_KEY, Clock
 
 GZ, HK = "ap-guangzhou", "ap-hongkong"
 OTHER_ID, OTHER_KEY = "AKIDschedulertest0002", "scheduler-test-secret-key-0002"
@@ -53,8 +54,7 @@ class Env:
 
 
 def value(pipeline, name: str, **labels: str) -> float | None:  # type: ignore[no-untyped-def]
-    body = pipeline.store.render() + pipeline.health.render()
-    return samples(body).get((name, frozenset(labels.items())))
+    return _prom.value(pipeline.store.render() + pipeline.health.render(), name, **labels)
 
 
 def test_unchanged_regions_keep_state_new_ones_baseline_removed_ones_leave(tmp_path: Path) -> None:

@@ -16,7 +16,6 @@ from dataclasses import dataclass
 import httpx
 import pytest
 import structlog
-from prometheus_client.parser import text_string_to_metric_families
 from structlog.testing import capture_logs
 
 from exporter.cli import Pipeline, build_pipeline, http_limits
@@ -36,21 +35,13 @@ from exporter.simulator import (
     World,
     max_requests_in_window,
 )
+from tests._prom import value
 
 KEYS = {
     "acct-a": ("AKIDsimulatorAccountA0001", "key-a-0123456789"),
     "acct-b": ("AKIDsimulatorAccountB0002", "key-b-0123456789"),
 }
 FAST_RETRY = RetryPolicy(attempts=4, base_delay=0.05, max_delay=0.2)
-
-
-def value(text: bytes, name: str, **labels: str) -> float | None:
-    want = frozenset(labels.items())
-    for family in text_string_to_metric_families(text.decode()):
-        for sample in family.samples:
-            if sample.name == name and frozenset(sample.labels.items()) == want:
-                return sample.value
-    return None
 
 
 @pytest.fixture(autouse=True)
