@@ -249,6 +249,8 @@ def check_config(flags: Flags, *, out: TextIO) -> int:
             ok = False
         else:
             print(f"{flags.config_file}: OK ({describe_config(config)})", file=out)
+            for warning in config.warnings:  # legal but suspicious: say so, still exit 0
+                print(f"warning: {warning}", file=out)
     if flags.web_config_file is not None:
         try:
             load_web_config(flags.web_config_file)

@@ -98,6 +98,15 @@ def test_check_config_good(tmp_path: Path) -> None:
     assert "good-config-key-123" not in result.stdout + result.stderr
 
 
+def test_check_config_prints_warnings_and_exits_0(tmp_path: Path) -> None:
+    text = "accounts:\n  - name: a\n    secret_id: AKIDqa\n    secret_key: k\n"
+    text += "    regions: [na-siliconvalley]\n"
+    result = run_cli("--check-config", "--config.file", str(write(tmp_path, "warn.yml", text)))
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "warning:" in result.stdout and "warn.yml:5:" in result.stdout
+    assert "na-siliconvalley" in result.stdout
+
+
 def test_check_config_bad_names_file_line_and_key(tmp_path: Path) -> None:
     path = write(tmp_path, "bad.yml", BAD)
     result = run_cli("--check-config", "--config.file", str(path))
