@@ -128,11 +128,6 @@ class Runner:
     def schedules(self) -> Mapping[str, Schedule]:
         return dict(self._schedules)
 
-    @property
-    def persistent(self) -> bool:
-        """True when a state file is in use (configured, and not locked by another exporter)."""
-        return self._persistence.path is not None
-
     def budget(self, account: str) -> SlidingWindowBudget:
         return self._budgets[account]
 
