@@ -34,11 +34,9 @@ import argparse
 import asyncio
 import contextlib
 import gzip
-import json
 import multiprocessing
 import os
 import re
-import signal
 import socket
 import statistics
 import subprocess
@@ -50,56 +48,15 @@ from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import IO, Any
 
+import _common
 import httpx
+from _common import ROOT, free_port, nearest_index, rss_mb, save_results, start_simulator, stop_process
 
-HERE = Path(__file__).resolve().parent
-ROOT = HERE.parent
-RESULTS = HERE / "results"
 REGIONS = ("ap-bangkok", "ap-beijing", "ap-guangzhou", "ap-hongkong", "ap-shanghai")
-_SECRET_ID = "AKIDattackbench000000000"
-_SECRET_KEY = "attackbench-throwaway-key-00000000"
 _CAPS = {"idle": 5000, "slow_readers": 500, "tricklers": 500, "attack": 600.0}
 _SAMPLE = re.compile(rb"^tencent_live_(up|polls_late_total)\{([^}]*)\} (\S+)$", re.MULTILINE)
 
 # -- processes -----------------------------------------------------------------------------------
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
-def start_simulator(args: argparse.Namespace, log: IO[bytes]) -> tuple[subprocess.Popen[bytes], str]:
-    command = [
-        sys.executable,
-        "-m",
-        "exporter.simulator",
-        "--listen",
-        "127.0.0.1:0",
-        "--streams",
-        str(args.streams_per_region),
-        "--regions",
-        ",".join(REGIONS[: args.regions]),
-        "--tick",
-        "5",
-        "--rate-limit",
-        "20",
-        "--secret-id",
-        _SECRET_ID,
-        "--secret-key",
-        _SECRET_KEY,
-    ]
-    process = subprocess.Popen(command, cwd=ROOT, stdout=subprocess.PIPE, stderr=log)
-    assert process.stdout is not None
-    deadline = time.monotonic() + 300
-    line = b""
-    while time.monotonic() < deadline and process.poll() is None:
-        line = process.stdout.readline()
-        if line.startswith(b"simulator listening on "):
-            return process, line.split()[-1].decode()
-    stop_process(process)
-    raise SystemExit(f"simulator did not start: {line!r}")
 
 
 def start_exporter(
@@ -113,30 +70,7 @@ def start_exporter(
         f"accounts:\n  - name: attack\n    endpoint: {endpoint}\n"
         f"    regions: [{', '.join(REGIONS[: args.regions])}]\n"
     )
-    flags = ["--config.file", str(config), "--web.listen-address", f"127.0.0.1:{port}", "--log.level", "warn"]
-    env = {**os.environ, "TENCENTCLOUD_SECRET_ID": _SECRET_ID, "TENCENTCLOUD_SECRET_KEY": _SECRET_KEY}
-    if tree is not None:
-        env["PYTHONPATH"] = str(tree)  # ahead of the editable install of today's tree
-    command = [sys.executable, "-m", "exporter", *flags]
-    return subprocess.Popen(command, cwd=tree or ROOT, env=env, stdout=log, stderr=log)
-
-
-def stop_process(process: subprocess.Popen[bytes], grace: float = 15.0) -> None:
-    if process.poll() is None:
-        process.send_signal(signal.SIGTERM)
-        try:
-            process.wait(timeout=grace)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait(timeout=5)
-
-
-def rss_mb(pid: int) -> float:
-    with contextlib.suppress(OSError):
-        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1]) / 1024
-    return 0.0
+    return _common.start_exporter(config, port, log, tree=tree)
 
 
 def cpu_seconds(pid: int) -> float:
@@ -303,13 +237,6 @@ async def probe_scrape(base: str, probes: Probes, stop: asyncio.Event) -> None:
                     await stop.wait()
 
 
-def pct(values: list[float], q: float) -> float:
-    if not values:
-        return float("nan")
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
-
-
 def health(body: bytes) -> dict[str, float]:
     """Sum of ``up`` and of ``polls_late_total`` over every region, and how many regions."""
     text = gzip.decompress(body) if body else b""
@@ -367,7 +294,7 @@ async def phase(
     started, cpu_start = time.monotonic(), cpu_seconds(pid)
     peak_threads = 0
     while time.monotonic() - started < seconds:
-        rss.append(rss_mb(pid))
+        rss.append(rss_mb(pid)[0])
         peak_threads = max(peak_threads, threads(pid))
         await asyncio.sleep(0.5)
     cpu_share = (cpu_seconds(pid) - cpu_start) / (time.monotonic() - started)
@@ -389,14 +316,14 @@ async def phase(
         "cpu_share": round(cpu_share, 2),
         "healthz": {
             "n": len(probes.healthz),
-            "p50": pct(probes.healthz, 0.5),
-            "p99": pct(probes.healthz, 0.99),
+            "p50": nearest_index(probes.healthz, 0.5),
+            "p99": nearest_index(probes.healthz, 0.99),
             "max": max(probes.healthz, default=float("nan")),
         },
         "scrape_gzip": {
             "n": len(probes.scrape),
-            "p50": pct(probes.scrape, 0.5),
-            "p99": pct(probes.scrape, 0.99),
+            "p50": nearest_index(probes.scrape, 0.5),
+            "p99": nearest_index(probes.scrape, 0.99),
             "max": max(probes.scrape, default=float("nan")),
         },
         "errors": len(probes.errors),
@@ -467,7 +394,9 @@ async def main_async(args: argparse.Namespace) -> list[dict[str, Any]]:
     with tempfile.TemporaryDirectory(prefix="attack-sim-") as tmp:
         log_path = Path(tmp) / "processes.log"
         with log_path.open("wb") as log:
-            simulator, endpoint = start_simulator(args, log)
+            simulator, endpoint = start_simulator(
+                log, streams=args.streams_per_region, regions=REGIONS[: args.regions], tick=5, timeout=300
+            )
             try:
                 results = [await run_one(args, endpoint, None, log)]
                 print_report(results[0])
@@ -511,9 +440,7 @@ def main(argv: list[str] | None = None) -> int:
     args.tricklers = min(args.tricklers, _CAPS["tricklers"])
     args.attack = min(args.attack, _CAPS["attack"])
     results = asyncio.run(main_async(args))
-    RESULTS.mkdir(exist_ok=True)
-    out = RESULTS / f"attack-{time.strftime('%Y%m%dT%H%M%SZ', time.gmtime())}.json"
-    out.write_text(json.dumps({"args": vars(args), "results": results}, indent=2, default=str))
+    out = save_results("attack", {"args": vars(args), "results": results})
     print(f"\nresults: {out.relative_to(ROOT)}")
     today = results[0]
     ok = (

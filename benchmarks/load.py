@@ -34,10 +34,7 @@ import concurrent.futures
 import contextlib
 import gzip
 import json
-import os
 import re
-import signal
-import socket
 import statistics
 import subprocess
 import sys
@@ -45,16 +42,20 @@ import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO, Any
+from typing import Any
 
 import httpx
+from _common import (
+    free_port,
+    nearest_index,
+    rss_mb,
+    save_results,
+    start_exporter,
+    start_simulator,
+    stop_process,
+)
 
-HERE = Path(__file__).resolve().parent
-ROOT = HERE.parent
-RESULTS = HERE / "results"
 REGIONS = ("ap-bangkok", "ap-beijing", "ap-guangzhou", "ap-hongkong", "ap-shanghai", "ap-seoul", "ap-tokyo")
-_SECRET_ID = "AKIDloadbench0000000000"
-_SECRET_KEY = "loadbench-throwaway-key-0000000000"
 _HEALTH = re.compile(
     rb"^tencent_live_(polls_late_total|last_success_timestamp_seconds|poll_cycle_seconds|up)"
     rb"\{([^}]*)\} (\S+)$",
@@ -63,32 +64,6 @@ _HEALTH = re.compile(
 
 
 # -- processes -----------------------------------------------------------------------------------
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
-def start_simulator(args: argparse.Namespace, log: IO[bytes]) -> tuple[subprocess.Popen[bytes], str]:
-    """The vendor fake in its own process, so its CPU is not the exporter's."""
-    command = [
-        sys.executable, "-m", "exporter.simulator", "--listen", "127.0.0.1:0",
-        "--streams", str(args.streams_per_region), "--regions", ",".join(REGIONS[: args.regions]),
-        "--tick", str(args.tick), "--rate-limit", "20",
-    ]  # fmt: skip
-    env = {**os.environ, "TENCENTCLOUD_SECRET_ID": _SECRET_ID, "TENCENTCLOUD_SECRET_KEY": _SECRET_KEY}
-    process = subprocess.Popen(command, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=log)
-    assert process.stdout is not None
-    deadline = time.monotonic() + args.startup_timeout
-    line = b""
-    while time.monotonic() < deadline and process.poll() is None:
-        line = process.stdout.readline()  # printed once ready (populating 100k streams takes a while)
-        if line.startswith(b"simulator listening on "):
-            return process, line.split()[-1].decode()
-    stop_process(process)
-    raise SystemExit(f"simulator did not start: {line!r}")
 
 
 def write_config(directory: Path, args: argparse.Namespace, endpoint: str) -> Path:
@@ -106,44 +81,6 @@ def write_config(directory: Path, args: argparse.Namespace, endpoint: str) -> Pa
     path = directory / "config.yml"
     path.write_text(text)
     return path
-
-
-def start_exporter(
-    config: Path, port: int, log: IO[bytes], extra_env: dict[str, str]
-) -> subprocess.Popen[bytes]:
-    command = [
-        sys.executable, "-m", "exporter", "--config.file", str(config),
-        "--web.listen-address", f"127.0.0.1:{port}", "--log.level", "warn",
-    ]  # fmt: skip
-    env = {
-        **os.environ,
-        **extra_env,
-        "TENCENTCLOUD_SECRET_ID": _SECRET_ID,
-        "TENCENTCLOUD_SECRET_KEY": _SECRET_KEY,
-    }
-    return subprocess.Popen(command, cwd=ROOT, env=env, stdout=log, stderr=log)
-
-
-def stop_process(process: subprocess.Popen[bytes], grace: float = 15.0) -> int | None:
-    if process.poll() is None:
-        process.send_signal(signal.SIGTERM)
-        try:
-            process.wait(timeout=grace)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait(timeout=5)
-    return process.returncode
-
-
-def rss_mb(pid: int) -> tuple[float, float]:
-    """(VmRSS, VmHWM) of ``pid`` in MiB; zeros once it is gone."""
-    values = {"VmRSS": 0.0, "VmHWM": 0.0}
-    with contextlib.suppress(OSError):
-        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-            key, _, rest = line.partition(":")
-            if key in values:
-                values[key] = int(rest.split()[0]) / 1024
-    return values["VmRSS"], values["VmHWM"]
 
 
 # -- load ---------------------------------------------------------------------------------------
@@ -392,18 +329,13 @@ async def _load(
     return summarize(args, ready_s, tally, plain, watch, up)
 
 
-def _percentile(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(q * len(ordered)))] if ordered else float("nan")
-
-
 def summarize(
     args: argparse.Namespace, ready_s: float, tally: Tally, plain: PlainTally, watch: Watch, up: int
 ) -> dict[str, Any]:
     latencies = sorted(tally.latencies)
 
     def pct(q: float) -> float:
-        return _percentile(latencies, q)
+        return nearest_index(latencies, q)
 
     rss = [r for _, r, _ in watch.rss if r > 0]
     third = max(1, len(rss) // 3)
@@ -433,7 +365,7 @@ def summarize(
         "plain_errors": len(plain.errors),
         "plain_error_examples": sorted(set(plain.errors))[:5],
         "plain_mb_per_scrape": round(plain.bytes_read / max(1, len(plain.latencies)) / 2**20, 1),
-        "plain_latency_p50_ms": round(_percentile(plain.latencies, 0.5) * 1000, 1),
+        "plain_latency_p50_ms": round(nearest_index(plain.latencies, 0.5) * 1000, 1),
         "plain_latency_max_ms": round(max(plain.latencies, default=float("nan")) * 1000, 1),
         "polls_late_during_run": late_moved,
         "worst_last_success_past_cycle_s": round(max(watch.behind, default=float("nan")), 2),
@@ -526,13 +458,18 @@ def main(argv: list[str] | None = None) -> int:
             open(directory / "simulator.log", "wb") as sim_log,
             open(directory / "exporter.log", "wb") as exp_log,
         ):
-            simulator, endpoint = start_simulator(args, sim_log)
+            simulator, endpoint = start_simulator(
+                sim_log,
+                streams=args.streams_per_region,
+                regions=REGIONS[: args.regions],
+                tick=args.tick,
+                timeout=args.startup_timeout,
+            )
             exporter: subprocess.Popen[bytes] | None = None
             try:
                 port = free_port()
-                exporter = start_exporter(
-                    write_config(directory, args, endpoint), port, exp_log, args.exporter_env
-                )
+                config = write_config(directory, args, endpoint)
+                exporter = start_exporter(config, port, exp_log, extra_env=args.exporter_env)
                 result = asyncio.run(load(args, exporter, port))
                 alive = exporter.poll() is None
             except RuntimeError as exc:
@@ -548,9 +485,7 @@ def main(argv: list[str] | None = None) -> int:
     result["exporter_exit_code"] = exporter_rc
     result["exporter_log_tail"] = exporter_log.splitlines()[-10:]
     print_report(result)
-    RESULTS.mkdir(exist_ok=True)
-    out = RESULTS / f"load-{time.strftime('%Y%m%dT%H%M%SZ', time.gmtime())}.json"
-    out.write_text(json.dumps(result, indent=2) + "\n")
+    out = save_results("load", result)
     print(f"\nresults: {out}")
     print(json.dumps({k: result[k] for k in ("scrapes", "errors", "polls_on_schedule", "latency_p99_ms")}))
     ok = result["errors"] == 0 and result["plain_errors"] == 0 and alive and result["scrapes"] > 0
