@@ -9,12 +9,12 @@ less than half its life remains, as the real service hands out a fresh one well 
 
 from __future__ import annotations
 
-import time
 from typing import Final
 
 import orjson
 
 from exporter.simulator.sts import Identity
+from exporter.simulator.values import format_publish_time
 
 __all__ = ["METADATA_PREFIX", "handle_metadata"]
 
@@ -42,7 +42,7 @@ def handle_metadata(identity: Identity, method: str, path: str) -> tuple[int, st
         body = {
             **issued.to_vendor(),
             "ExpiredTime": issued.expires_at,
-            "Expiration": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(issued.expires_at)),
+            "Expiration": format_publish_time(issued.expires_at),
             "Code": "Success",
         }
         return 200, _JSON, orjson.dumps(body)

@@ -11,7 +11,6 @@ the official SDK looks for errors only under that content type.
 
 from __future__ import annotations
 
-import hmac
 import random
 import threading
 import time
@@ -31,16 +30,15 @@ from exporter.simulator.errors import (
     VendorError,
 )
 from exporter.simulator.faults import REPLACING, Fault, FaultKind, Taken, apply_to_list, expand
+from exporter.simulator.gateway import MAX_SKEW_SECONDS, authenticate, error_body, json_params, only, require
 from exporter.simulator.metadata import METADATA_PREFIX, handle_metadata
 from exporter.simulator.ratelimit import RequestLog, RequestRecord, SlidingWindowLimiter
-from exporter.simulator.signature import parse_authorization, verify_signature
 from exporter.simulator.sts import STS_ACTIONS, Identity
 from exporter.simulator.world import World
 
 __all__ = ["JSON", "MAX_SKEW_SECONDS", "Headers", "Reply", "Simulator"]
 
 JSON: Final = "application/json"
-MAX_SKEW_SECONDS: Final = 300.0
 _HTML: Final = "text/html"
 Headers = Mapping[str, str] | Iterable[tuple[str, str]]
 
@@ -81,13 +79,6 @@ def _html_page(status: int, title: str) -> bytes:
 def _lower(headers: Headers) -> dict[str, str]:
     items = headers.items() if isinstance(headers, Mapping) else headers
     return {name.lower(): value for name, value in items}
-
-
-def _require(headers: Mapping[str, str], name: str, parameter: str) -> str:
-    value = headers.get(name, "").strip()
-    if not value:
-        raise VendorError("MissingParameter", f"The request is missing a required parameter `{parameter}`.")
-    return value
 
 
 class Simulator:
@@ -161,9 +152,8 @@ class Simulator:
             return Reply(status=404, headers=(("Content-Type", _HTML),), body=_html_page(404, "Not Found"))
         arrival = self._monotonic()
         ctx = _Context()
-        lowered = _lower(headers)
         try:
-            reply, code = self._vendor(method, lowered, body, ctx, arrival)
+            reply, code = self._vendor(method, headers, body, ctx, arrival)
         except VendorError as err:
             reply, code = self.error_reply(err.code, err.message), err.code
         self.request_log.append(
@@ -182,10 +172,7 @@ class Simulator:
             return str(uuid.UUID(int=self._ids.getrandbits(128), version=4))
 
     def error_reply(self, code: str, message: str) -> Reply:
-        envelope = {
-            "Response": {"Error": {"Code": code, "Message": message}, "RequestId": self.new_request_id()}
-        }
-        return _json_reply(orjson.dumps(envelope))
+        return _json_reply(error_body(code, message, self.new_request_id()))
 
     # ----- the checks -----------------------------------------------------------------
 
@@ -198,7 +185,16 @@ class Simulator:
             return Reply(status=405, headers=(("Content-Type", _HTML),), body=page), "HTTP405"
         self._check_action(headers)
         ctx.region = self._check_region(headers)
-        secret_id = self._authenticate(method, headers, body)
+        secret_id = authenticate(
+            headers,
+            body,
+            method=method,
+            service=SERVICE,
+            account=self.world.account,
+            check_live=self.identity.check_live,  # an expired temporary credential (sts.py)
+            now=self._clock(),
+            max_skew=self.max_skew,
+        )
         self._check_budget(secret_id, arrival)
         ctx.stream_name = stream_name = _parse_params(body)
         taken = self.world.faults.take(secret_id, ctx.region, stream_name is not None)
@@ -208,10 +204,10 @@ class Simulator:
 
     @staticmethod
     def _check_action(headers: Mapping[str, str]) -> None:
-        action = _require(headers, "x-tc-action", "Action")
+        action = require(headers, "x-tc-action", "Action")
         if action != ACTION:
             raise VendorError("InvalidAction", f"The requested action `{action}` does not exist.")
-        version = _require(headers, "x-tc-version", "Version")
+        version = require(headers, "x-tc-version", "Version")
         if version != VERSION:
             raise VendorError(
                 "NoSuchVersion", f"The requested version `{version}` of service `{SERVICE}` does not exist."
@@ -219,7 +215,7 @@ class Simulator:
 
     @staticmethod
     def _check_region(headers: Mapping[str, str]) -> str:
-        region = _require(headers, "x-tc-region", "Region")
+        region = require(headers, "x-tc-region", "Region")
         if region in ACTION_REGIONS:
             return region
         if region in OTHER_TENCENT_REGIONS:
@@ -229,44 +225,6 @@ class Simulator:
         raise VendorError(
             "InvalidParameterValue", f"The value `{region}` of parameter `Region` is not valid."
         )
-
-    def _authenticate(self, method: str, headers: Mapping[str, str], body: bytes) -> str:
-        fields = parse_authorization(headers.get("authorization"))
-        raw_timestamp = _require(headers, "x-tc-timestamp", "Timestamp")
-        try:
-            timestamp = int(raw_timestamp)
-        except ValueError:
-            raise VendorError(
-                "InvalidParameterValue", f"The value `{raw_timestamp}` of parameter `Timestamp` is not valid."
-            ) from None
-        now = self._clock()
-        if abs(now - timestamp) > self.max_skew:
-            raise VendorError(
-                "AuthFailure.SignatureExpire",
-                f"Signature expired. Timestamp is {timestamp}, server time is {int(now)}; "
-                f"they may differ by at most {int(self.max_skew)} seconds.",
-            )
-        account = self.world.account(fields.secret_id)
-        if account is None:
-            raise VendorError(
-                "AuthFailure.SecretIdNotFound",
-                "The SecretId is not found, please ensure that your SecretId is correct.",
-            )
-        self.identity.check_live(account.secret_id)  # an expired temporary credential (sts.py)
-        verify_signature(
-            fields,
-            secret_key=account.secret_key,
-            method=method,
-            headers=headers,
-            payload=body,
-            timestamp=timestamp,
-            service=SERVICE,
-        )
-        # Temporary credentials must carry their token; permanent ones must not carry any.
-        token = headers.get("x-tc-token", "").strip()
-        if not hmac.compare_digest((account.token or "").encode(), token.encode()):
-            raise VendorError("AuthFailure.TokenFailure", "The provided token is invalid.")
-        return account.secret_id
 
     def _check_budget(self, secret_id: str, arrival: float) -> None:
         account = self.world.account(secret_id)
@@ -324,9 +282,8 @@ class Simulator:
         if kind is FaultKind.ERROR:
             code = fill(fault.code)
             request_id = fill(fault.request_id) if fault.request_id else self.new_request_id()
-            error = {"Code": code, "Message": fill(fault.message)}
-            envelope = {"Response": {"Error": error, "RequestId": request_id}}
-            return _json_reply(orjson.dumps(envelope)), fault.code  # the template: never a reflected secret
+            body = error_body(code, fill(fault.message), request_id)
+            return _json_reply(body), fault.code  # the template: never a reflected secret
         if kind is FaultKind.RESET:
             return Reply(status=0, headers=(), body=b"", reset=True), "Reset"
         if kind is FaultKind.WRONG_SHAPE:
@@ -403,15 +360,8 @@ def _parse_params(body: bytes) -> str | None:
         VendorError: InvalidParameter for a body that is no JSON object or a StreamName that is
             no string, UnknownParameter for any other key (the vendor rejects undefined params).
     """
-    try:
-        params = orjson.loads(body or b"{}")
-    except orjson.JSONDecodeError:
-        raise VendorError("InvalidParameter", "The request body is not valid JSON.") from None
-    if not isinstance(params, dict):
-        raise VendorError("InvalidParameter", "The request body must be a JSON object.")
-    for key in params:
-        if key != "StreamName":
-            raise VendorError("UnknownParameter", f"The parameter `{key}` is not recognized.")
+    params = json_params(body)
+    only(params, ("StreamName",))
     name = params.get("StreamName")
     if name is not None and not isinstance(name, str):
         raise VendorError("InvalidParameter", "The value type of parameter `StreamName` is not valid.")

@@ -27,8 +27,8 @@ from typing import Any, Final
 import orjson
 
 from exporter.simulator.errors import VendorError
-from exporter.simulator.signature import parse_authorization, verify_signature
-from exporter.simulator.values import Account
+from exporter.simulator.gateway import authenticate, error_body, json_params, only
+from exporter.simulator.values import Account, format_publish_time
 from exporter.simulator.world import World
 
 __all__ = [
@@ -47,7 +47,6 @@ STS_VERSION: Final = "2018-08-13"
 STS_ACTIONS: Final = frozenset({"AssumeRole", "AssumeRoleWithWebIdentity"})
 DEFAULT_DURATION: Final = 7200
 MAX_DURATION: Final = 43200
-_MAX_SKEW: Final = 300
 _OWNER_UIN: Final = "100000000001"
 _ASSUME_PARAMS: Final = frozenset(
     {"RoleArn", "RoleSessionName", "DurationSeconds", "Policy", "ExternalId", "Tags", "SourceIdentity"}
@@ -210,52 +209,32 @@ class Identity:
                 )
             if not headers.get("x-tc-region", "").strip():
                 raise VendorError("MissingParameter", "The request is missing a required parameter `Region`.")
-            params = _params(body)
+            params = json_params(body)
             if action == "AssumeRole":
-                caller = self._authenticate(headers, body)
+                caller = authenticate(
+                    headers,
+                    body,
+                    method="POST",
+                    service=STS_SERVICE,
+                    account=self.world.account,
+                    check_live=self.check_live,
+                    now=self._clock(),
+                )
                 issued = self._assume_role(caller, params)
             else:
                 issued = self._assume_role_with_web_identity(params)
         except VendorError as err:
-            return orjson.dumps(
-                {"Response": {"Error": {"Code": err.code, "Message": err.message}, "RequestId": self._id()}}
-            )
+            return error_body(err.code, err.message, self._id())
         return orjson.dumps(
             {
                 "Response": {
                     "Credentials": issued.to_vendor(),
                     "ExpiredTime": issued.expires_at,
-                    "Expiration": _iso(issued.expires_at),
+                    "Expiration": format_publish_time(issued.expires_at),
                     "RequestId": self._id(),
                 }
             }
         )
-
-    def _authenticate(self, headers: Mapping[str, str], body: bytes) -> str:
-        fields = parse_authorization(headers.get("authorization"))
-        raw = headers.get("x-tc-timestamp", "").strip()
-        if not raw.isdigit():
-            raise VendorError("MissingParameter", "The request is missing a required parameter `Timestamp`.")
-        timestamp = int(raw)
-        if abs(self._clock() - timestamp) > _MAX_SKEW:
-            raise VendorError("AuthFailure.SignatureExpire", "Signature expired.")
-        account = self.world.account(fields.secret_id)
-        if account is None:
-            raise VendorError("AuthFailure.SecretIdNotFound", "The SecretId is not found.")
-        self.check_live(account.secret_id)
-        verify_signature(
-            fields,
-            secret_key=account.secret_key,
-            method="POST",
-            headers=headers,
-            payload=body,
-            timestamp=timestamp,
-            service=STS_SERVICE,
-        )
-        token = headers.get("x-tc-token", "").strip()
-        if not hmac.compare_digest((account.token or "").encode(), token.encode()):
-            raise VendorError("AuthFailure.TokenFailure", "The provided token is invalid.")
-        return account.secret_id
 
     def _role(self, params: Mapping[str, Any]) -> _Role:
         arn = params.get("RoleArn")
@@ -268,14 +247,14 @@ class Identity:
         return role
 
     def _assume_role(self, caller: str, params: Mapping[str, Any]) -> IssuedCredential:
-        _only(params, _ASSUME_PARAMS)
+        only(params, _ASSUME_PARAMS)
         role = self._role(params)
         if role.principals is not None and caller not in role.principals:
             raise VendorError("UnauthorizedOperation", "The caller is not allowed to assume this role.")
         return self.issue(role.arn, _duration(params))
 
     def _assume_role_with_web_identity(self, params: Mapping[str, Any]) -> IssuedCredential:
-        _only(params, _WEB_PARAMS)
+        only(params, _WEB_PARAMS)
         role = self._role(params)
         provider = params.get("ProviderId")
         token = params.get("WebIdentityToken")
@@ -289,26 +268,6 @@ class Identity:
     def _id(self) -> str:
         with self._lock:
             return str(uuid.UUID(int=self._rng.getrandbits(128), version=4))
-
-
-def _iso(unix: int) -> str:
-    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(unix))
-
-
-def _params(body: bytes) -> dict[str, Any]:
-    try:
-        params = orjson.loads(body or b"{}")
-    except orjson.JSONDecodeError:
-        raise VendorError("InvalidParameter", "The request body is not valid JSON.") from None
-    if not isinstance(params, dict):
-        raise VendorError("InvalidParameter", "The request body must be a JSON object.")
-    return params
-
-
-def _only(params: Mapping[str, Any], allowed: frozenset[str]) -> None:
-    for key in params:
-        if key not in allowed:
-            raise VendorError("UnknownParameter", f"The parameter `{key}` is not recognized.")
 
 
 def _duration(params: Mapping[str, Any]) -> int:

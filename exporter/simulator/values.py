@@ -67,4 +67,5 @@ class SimStream:
 
 
 def format_publish_time(unix: int) -> str:
+    """ISO 8601 in UTC, as the vendor writes PublishTime (and STS/metadata write Expiration)."""
     return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(unix))
