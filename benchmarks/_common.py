@@ -23,6 +23,7 @@ from typing import IO, Any
 __all__ = [
     "RESULTS",
     "ROOT",
+    "SECRET_ID",
     "bench_env",
     "free_port",
     "nearest_index",
@@ -36,7 +37,7 @@ __all__ = [
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "benchmarks" / "results"
 # Throwaway credentials: the simulator accepts them, the exporter reads them from its environment.
-_SECRET_ID = "AKIDbenchmark00000000000"
+SECRET_ID = "AKIDbenchmark00000000000"
 _SECRET_KEY = "benchmark-throwaway-key-00000000000"
 
 
@@ -45,7 +46,7 @@ def bench_env(extra: Mapping[str, str] | None = None) -> dict[str, str]:
     return {
         **os.environ,
         **(extra or {}),
-        "TENCENTCLOUD_SECRET_ID": _SECRET_ID,
+        "TENCENTCLOUD_SECRET_ID": SECRET_ID,
         "TENCENTCLOUD_SECRET_KEY": _SECRET_KEY,
     }
 
@@ -63,13 +64,14 @@ def start_simulator(
     regions: Sequence[str],
     tick: float,
     timeout: float,
+    rate_limit: int = 20,
     extra: Sequence[str] = (),
 ) -> tuple[subprocess.Popen[bytes], str]:
     """The vendor fake in its own process (so its CPU is not the exporter's) and its URL, once it
     says it listens (populating 100k streams takes a while)."""
     command = [
         sys.executable, "-m", "exporter.simulator", "--listen", "127.0.0.1:0", "--streams", str(streams),
-        "--regions", ",".join(regions), "--tick", str(tick), "--rate-limit", "20", *extra,
+        "--regions", ",".join(regions), "--tick", str(tick), "--rate-limit", str(rate_limit), *extra,
     ]  # fmt: skip
     process = subprocess.Popen(command, cwd=ROOT, env=bench_env(), stdout=subprocess.PIPE, stderr=log)
     assert process.stdout is not None

@@ -32,10 +32,7 @@ import argparse
 import contextlib
 import json
 import math
-import os
 import random
-import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -44,11 +41,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
 
+import _common
 import httpx
+from _common import SECRET_ID, free_port, save_results, stop_process
 
-HERE = Path(__file__).resolve().parent
-ROOT = HERE.parent
-RESULTS = HERE / "results"
 REGIONS = ("ap-bangkok", "ap-beijing", "ap-guangzhou", "ap-hongkong", "ap-shanghai", "ap-seoul", "ap-tokyo")
 KINDS = ("drop", "switchover", "start")
 COUNTERS = {
@@ -57,39 +53,21 @@ COUNTERS = {
     "start": b"tencent_live_region_stream_starts_total",
 }
 RATE_LIMIT = 20
-_SECRET_ID = "AKIDlatencybench000000000"
-_SECRET_KEY = "latencybench-throwaway-key-00000000"
 
 
 # -- processes -----------------------------------------------------------------------------------
 
 
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
-def _env() -> dict[str, str]:
-    return {**os.environ, "TENCENTCLOUD_SECRET_ID": _SECRET_ID, "TENCENTCLOUD_SECRET_KEY": _SECRET_KEY}
-
-
 def start_simulator(args: argparse.Namespace, log: IO[bytes]) -> tuple[subprocess.Popen[bytes], str]:
-    command = [
-        sys.executable, "-m", "exporter.simulator", "--listen", "127.0.0.1:0", "--seed", str(args.seed),
-        "--streams", str(args.streams_per_region), "--regions", ",".join(REGIONS[: args.regions]),
-        "--tick", "0", "--rate-limit", str(RATE_LIMIT),
-    ]  # fmt: skip
-    process = subprocess.Popen(command, cwd=ROOT, env=_env(), stdout=subprocess.PIPE, stderr=log)
-    assert process.stdout is not None
-    deadline = time.monotonic() + 120
-    line = b""
-    while time.monotonic() < deadline and process.poll() is None:
-        line = process.stdout.readline()  # printed once the fleet is populated
-        if line.startswith(b"simulator listening on "):
-            return process, line.split()[-1].decode()
-    stop(process)
-    raise SystemExit(f"simulator did not start: {line!r}")
+    return _common.start_simulator(
+        log,
+        streams=args.streams_per_region,
+        regions=REGIONS[: args.regions],
+        tick=0,
+        timeout=120,
+        rate_limit=RATE_LIMIT,
+        extra=("--seed", str(args.seed)),
+    )
 
 
 def start_exporter(
@@ -110,22 +88,7 @@ def start_exporter(
         f"    regions: [{', '.join(REGIONS[: args.regions])}]\n"
     )
     port = free_port()
-    command = [
-        sys.executable, "-m", "exporter", "--config.file", str(config),
-        "--web.listen-address", f"127.0.0.1:{port}", "--log.level", "warn",
-    ]  # fmt: skip
-    process = subprocess.Popen(command, cwd=ROOT, env=_env(), stdout=log, stderr=log)
-    return process, f"http://127.0.0.1:{port}"
-
-
-def stop(process: subprocess.Popen[bytes], grace: float = 15.0) -> None:
-    if process.poll() is None:
-        process.send_signal(signal.SIGTERM)
-        try:
-            process.wait(timeout=grace)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait(timeout=5)
+    return _common.start_exporter(config, port, log), f"http://127.0.0.1:{port}"
 
 
 def wait_ready(http: httpx.Client, base: str, exporter: subprocess.Popen[bytes], timeout: float) -> None:
@@ -243,8 +206,8 @@ def run_mode(args: argparse.Namespace, confirm: int, directory: Path) -> dict[st
             requests = http.get(f"{sim}/_sim/requests").json()
         finally:
             if exporter is not None:
-                stop(exporter)
-            stop(simulator)
+                stop_process(exporter)
+            stop_process(simulator)
     result: dict[str, Any] = {"drop_confirm_queries": confirm, "kinds": {}}
     for kind in KINDS:
         samples = sorted(x for c in channels if c.kind == kind for x in c.latencies)
@@ -254,7 +217,7 @@ def run_mode(args: argparse.Namespace, confirm: int, directory: Path) -> dict[st
             "samples": [round(x, 3) for x in samples],
         }
     result["scrape_period_p50"] = percentile(sorted(scrape_periods), 0.5)
-    result["max_requests_in_1s"] = requests["max_in_window"].get(_SECRET_ID, 0)
+    result["max_requests_in_1s"] = requests["max_in_window"].get(SECRET_ID, 0)
     result["codes"] = requests["codes"]
     return result
 
@@ -388,10 +351,7 @@ def main(argv: list[str] | None = None) -> int:
             runs.append(run_mode(args, confirm, directory))
     ok = report(runs, args.poll_interval)
     if not args.quick:
-        RESULTS.mkdir(exist_ok=True)
-        stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
-        out = {"args": vars(args), "runs": runs, "ok": ok}
-        (RESULTS / f"latency-{stamp}.json").write_text(json.dumps(out, indent=2) + "\n")
+        save_results("latency", {"args": vars(args), "runs": runs, "ok": ok})
     return 0 if ok else 1
 
 
