@@ -144,4 +144,3 @@ class RegionStatus:
     last_success: float | None
     last_error: str | None  # the ``code`` label of the last failure
     streams: int
-
