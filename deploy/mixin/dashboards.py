@@ -8,14 +8,11 @@ the mixin's job and extra matchers, like the rules, so a dashboard never mixes i
 from __future__ import annotations
 
 from .grafana import Dashboard, Panel, Target, Variable
+from .health import health_dashboard
+from .panels import AR, REC, A, per_region, stat, table, timeseries, with_job
 from .settings import MixinConfig
 
 __all__ = ["dashboards"]
-
-REC = "account_region:tencent_live_"
-# Matchers of the multi-select dashboards' variables (recorded series carry no job).
-AR = 'account=~"$account",region=~"$region"'
-A = 'account=~"$account"'
 
 
 def _label_regex(label: str) -> str:
@@ -27,14 +24,10 @@ def _green_red(limit: float) -> tuple[tuple[float, str], ...]:
     return ((0.0, "green"), (limit, "red"))
 
 
-def _with(config: MixinConfig, matchers: str) -> str:
-    return ", ".join(p for p in (config.selector, matchers) if p)
-
-
 def _fleet(c: MixinConfig) -> Dashboard:
-    raw = _with(c, AR)
-    everywhere = _with(c, "")
-    in_account = _with(c, A)
+    raw = with_job(c, AR)
+    everywhere = with_job(c)
+    in_account = with_job(c, A)
     return Dashboard(
         uid=f"{c.dashboards.uid_prefix}-fleet",
         title="Tencent Live / Fleet overview",
@@ -55,205 +48,123 @@ def _fleet(c: MixinConfig) -> Dashboard:
             ),
         ),
         panels=(
-            Panel(
-                title="Online streams",
-                description="Streams listed by DescribeBackupStreamList in the selected regions now.",
-                kind="stat",
-                width=4,
-                height=4,
-                targets=(Target(expr=f"sum({REC}streams:sum{{{AR}}})"),),
+            stat(
+                "Online streams",
+                "Streams listed by DescribeBackupStreamList in the selected regions now.",
+                f"sum({REC}streams:sum{{{AR}}})",
             ),
-            Panel(
-                title="Redundant share",
-                description="Streams with at least two publishers (a hot backup) among online streams.",
-                kind="stat",
-                width=4,
-                height=4,
+            stat(
+                "Redundant share",
+                "Streams with at least two publishers (a hot backup) among online streams.",
+                f"sum({REC}streams_redundant:sum{{{AR}}}) / sum({REC}streams:sum{{{AR}}})",
                 unit="percentunit",
                 decimals=1,
                 thresholds=((0.0, "red"), (0.9, "orange"), (0.99, "green")),
-                targets=(
-                    Target(expr=f"sum({REC}streams_redundant:sum{{{AR}}}) / sum({REC}streams:sum{{{AR}}})"),
-                ),
             ),
-            Panel(
-                title="Expected streams off air",
-                description=(
-                    "Streams listed in streams.expected that are online in none of their account's "
-                    "regions (TencentLiveExpectedStreamOffline pages for these)."
-                ),
-                kind="stat",
-                width=4,
-                height=4,
+            stat(
+                "Expected streams off air",
+                "Streams listed in streams.expected that are online in none of their account's "
+                "regions (TencentLiveExpectedStreamOffline pages for these).",
+                f"sum(account:tencent_live_expected_streams_offline:count{{{A}}}) or vector(0)",
                 thresholds=_green_red(1),
-                targets=(
-                    Target(
-                        expr=f"sum(account:tencent_live_expected_streams_offline:count{{{A}}}) or vector(0)"
-                    ),
-                ),
             ),
-            Panel(
-                title="Streams without master",
-                description="Listed streams none of whose publishers is flagged as master.",
-                kind="stat",
-                width=4,
-                height=4,
+            stat(
+                "Streams without master",
+                "Listed streams none of whose publishers is flagged as master.",
+                f"sum({REC}streams_without_master:sum{{{AR}}})",
                 thresholds=_green_red(1),
-                targets=(Target(expr=f"sum({REC}streams_without_master:sum{{{AR}}})"),),
             ),
-            Panel(
-                title="Regions not polling",
-                description="Regions whose last DescribeBackupStreamList poll failed: their data is stale.",
-                kind="stat",
-                width=4,
-                height=4,
+            stat(
+                "Regions not polling",
+                "Regions whose last DescribeBackupStreamList poll failed: their data is stale.",
+                f"count(tencent_live_up{{{raw}}} == 0) or vector(0)",
                 thresholds=_green_red(1),
-                targets=(Target(expr=f"count(tencent_live_up{{{raw}}} == 0) or vector(0)"),),
             ),
-            Panel(
-                title="Firing alerts",
-                description="Alerts of this exporter's rules firing now (the ALERTS series of Prometheus).",
-                kind="stat",
-                width=4,
-                height=4,
+            stat(
+                "Firing alerts",
+                "Alerts of this exporter's rules firing now (the ALERTS series of Prometheus).",
+                'count(ALERTS{alertstate="firing",alertname=~"TencentLive.*"}) or vector(0)',
                 thresholds=_green_red(1),
-                targets=(
-                    Target(expr='count(ALERTS{alertstate="firing",alertname=~"TencentLive.*"}) or vector(0)'),
-                ),
             ),
-            Panel(
-                title="Online streams by region",
-                description="Streams listed per account and region.",
-                kind="timeseries",
-                targets=(Target(expr=f"{REC}streams:sum{{{AR}}}", legend="{{account}}/{{region}}"),),
+            timeseries(
+                "Online streams by region",
+                "Streams listed per account and region.",
+                per_region(f"{REC}streams:sum{{{AR}}}"),
             ),
-            Panel(
-                title="Redundant share by region",
-                description="Share of online streams with at least two publishers, per account and region.",
-                kind="timeseries",
+            timeseries(
+                "Redundant share by region",
+                "Share of online streams with at least two publishers, per account and region.",
+                per_region(f"{REC}streams_redundant:sum{{{AR}}} / {REC}streams:sum{{{AR}}}"),
                 unit="percentunit",
                 max=1,
-                targets=(
-                    Target(
-                        expr=f"{REC}streams_redundant:sum{{{AR}}} / {REC}streams:sum{{{AR}}}",
-                        legend="{{account}}/{{region}}",
-                    ),
-                ),
             ),
-            Panel(
-                title="Streams without master by region",
-                description="Listed streams without a master publisher, per account and region.",
-                kind="timeseries",
-                targets=(
-                    Target(expr=f"{REC}streams_without_master:sum{{{AR}}}", legend="{{account}}/{{region}}"),
-                ),
+            timeseries(
+                "Streams without master by region",
+                "Listed streams without a master publisher, per account and region.",
+                per_region(f"{REC}streams_without_master:sum{{{AR}}}"),
             ),
-            Panel(
-                title="Switchovers per 5m by region and reason",
-                description="failover: the old master left; handover: it stayed as a backup.",
-                kind="timeseries",
+            timeseries(
+                "Switchovers per 5m by region and reason",
+                "failover: the old master left; handover: it stayed as a backup.",
+                Target(
+                    expr=f"account_region_reason:tencent_live_switchovers:rate5m{{{AR}}} * 300",
+                    legend="{{account}}/{{region}} {{reason}}",
+                ),
                 stack=True,
                 bars=True,
-                targets=(
-                    Target(
-                        expr=f"account_region_reason:tencent_live_switchovers:rate5m{{{AR}}} * 300",
-                        legend="{{account}}/{{region}} {{reason}}",
-                    ),
-                ),
             ),
-            Panel(
-                title="Stream drops and starts per 5m by region",
-                description="Confirmed drops (after drop_confirmations judging polls) and new streams.",
-                kind="timeseries",
+            timeseries(
+                "Stream drops and starts per 5m by region",
+                "Confirmed drops (after drop_confirmations judging polls) and new streams.",
+                per_region(f"{REC}stream_drops:rate5m{{{AR}}} * 300", "drops "),
+                per_region(f"{REC}stream_starts:rate5m{{{AR}}} * 300", "starts "),
                 bars=True,
-                targets=(
-                    Target(
-                        expr=f"{REC}stream_drops:rate5m{{{AR}}} * 300", legend="drops {{account}}/{{region}}"
-                    ),
-                    Target(
-                        expr=f"{REC}stream_starts:rate5m{{{AR}}} * 300",
-                        legend="starts {{account}}/{{region}}",
-                    ),
-                ),
             ),
-            Panel(
-                title="Publisher losses and joins per 5m by region",
-                description="Encoders that stopped or started pushing to a stream that stayed listed.",
-                kind="timeseries",
+            timeseries(
+                "Publisher losses and joins per 5m by region",
+                "Encoders that stopped or started pushing to a stream that stayed listed.",
+                per_region(f"{REC}publisher_losses:rate5m{{{AR}}} * 300", "losses "),
+                per_region(f"{REC}publisher_joins:rate5m{{{AR}}} * 300", "joins "),
                 bars=True,
-                targets=(
-                    Target(
-                        expr=f"{REC}publisher_losses:rate5m{{{AR}}} * 300",
-                        legend="losses {{account}}/{{region}}",
-                    ),
-                    Target(
-                        expr=f"{REC}publisher_joins:rate5m{{{AR}}} * 300",
-                        legend="joins {{account}}/{{region}}",
-                    ),
-                ),
             ),
-            Panel(
-                title="Expected streams off air",
-                description=(
-                    "Streams in streams.expected online in none of their account's regions now, one row per "
-                    "account and stream (as TencentLiveExpectedStreamOffline, without its for:)."
-                ),
-                kind="table",
+            table(
+                "Expected streams off air",
+                "Streams in streams.expected online in none of their account's regions now, one row per "
+                "account and stream (as TencentLiveExpectedStreamOffline, without its for:).",
+                f"max by (account, stream) (tencent_live_stream_expected{{{in_account}}} == 1)\n"
+                "unless on (account, stream)\n"
+                f"max by (account, stream) (tencent_live_stream_online{{{in_account}}} == 1)\n"
+                "unless on (account, stream)\n"
+                f"max by (account, stream) (tencent_live_stream_expected{{{in_account}}} == 1\n"
+                f"  and on (account, region) tencent_live_up{{{in_account}}} == 0)",
                 width=24,
                 height=6,
-                targets=(
-                    Target(
-                        expr=(
-                            f"max by (account, stream) (tencent_live_stream_expected{{{in_account}}} == 1)\n"
-                            "unless on (account, stream)\n"
-                            f"max by (account, stream) (tencent_live_stream_online{{{in_account}}} == 1)\n"
-                            "unless on (account, stream)\n"
-                            f"max by (account, stream) (tencent_live_stream_expected{{{in_account}}} == 1\n"
-                            f"  and on (account, region) tencent_live_up{{{in_account}}} == 0)"
-                        ),
-                        instant=True,
-                    ),
-                ),
             ),
-            Panel(
-                title="Online streams without a backup",
-                description="Fewer than two publishers: one encoder failure away from going off air.",
-                kind="table",
-                width=12,
-                targets=(
-                    Target(
-                        expr=(
-                            f"tencent_live_stream_publishers{{{raw}}} < 2 "
-                            f"and tencent_live_stream_online{{{raw}}} == 1"
-                        ),
-                        instant=True,
-                    ),
-                ),
+            table(
+                "Online streams without a backup",
+                "Fewer than two publishers: one encoder failure away from going off air.",
+                f"tencent_live_stream_publishers{{{raw}}} < 2 and tencent_live_stream_online{{{raw}}} == 1",
             ),
-            Panel(
-                title="Most switchovers in the selected range",
-                description="The 20 streams whose master changed most often in the dashboard's time range.",
-                kind="table",
-                width=12,
-                targets=(
-                    Target(
-                        expr=(
-                            "sort_desc(topk(20, "
-                            f"increase(tencent_live_stream_switchovers_total{{{raw}}}[$__range])))"
-                        ),
-                        instant=True,
-                    ),
-                ),
+            table(
+                "Most switchovers in the selected range",
+                "The 20 streams whose master changed most often in the dashboard's time range.",
+                f"sort_desc(topk(20, increase(tencent_live_stream_switchovers_total{{{raw}}}[$__range])))",
             ),
         ),
     )
 
 
 def _stream(c: MixinConfig) -> Dashboard:
-    s = _with(c, 'account="$account",region="$region",stream="$stream"')
-    everywhere = _with(c, "")
-    in_account = _with(c, 'account="$account"')
-    in_region = _with(c, 'account="$account",region="$region"')
+    s = with_job(c, 'account="$account",region="$region",stream="$stream"')
+    everywhere = with_job(c)
+    in_account = with_job(c, 'account="$account"')
+    in_region = with_job(c, 'account="$account",region="$region"')
+
+    def increase(counter: str, legend: str) -> Target:
+        return Target(
+            expr=f"increase(tencent_live_stream_{counter}_total{{{s}}}[$__rate_interval])", legend=legend
+        )
+
     return Dashboard(
         uid=f"{c.dashboards.uid_prefix}-stream",
         title="Tencent Live / Stream",
@@ -288,49 +199,35 @@ def _stream(c: MixinConfig) -> Dashboard:
             ),
         ),
         panels=(
-            Panel(
-                title="Online",
-                description="1 while the stream is listed; 0 after a confirmed drop.",
-                kind="stat",
-                width=4,
-                height=4,
+            stat(
+                "Online",
+                "1 while the stream is listed; 0 after a confirmed drop.",
+                f"tencent_live_stream_online{{{s}}}",
                 thresholds=((0.0, "red"), (1.0, "green")),
-                targets=(Target(expr=f"tencent_live_stream_online{{{s}}}"),),
             ),
-            Panel(
-                title="Publishers",
-                description="Encoders pushing this stream now: 2 or more means a hot backup exists.",
-                kind="stat",
-                width=4,
-                height=4,
+            stat(
+                "Publishers",
+                "Encoders pushing this stream now: 2 or more means a hot backup exists.",
+                f"tencent_live_stream_publishers{{{s}}}",
                 thresholds=((0.0, "red"), (1.0, "orange"), (2.0, "green")),
-                targets=(Target(expr=f"tencent_live_stream_publishers{{{s}}}"),),
             ),
-            Panel(
-                title="Master since",
-                description="How long the current master has been publishing (its PublishTime).",
-                kind="stat",
-                width=4,
-                height=4,
+            stat(
+                "Master since",
+                "How long the current master has been publishing (its PublishTime).",
+                f"time() - tencent_live_stream_master_publish_timestamp_seconds{{{s}}}",
                 unit="s",
-                targets=(
-                    Target(expr=f"time() - tencent_live_stream_master_publish_timestamp_seconds{{{s}}}"),
-                ),
             ),
-            Panel(
-                title="Current master",
-                description="Domain, app, source and upstream sequence of the publisher served to viewers.",
-                kind="table",
-                width=12,
+            table(
+                "Current master",
+                "Domain, app, source and upstream sequence of the publisher served to viewers.",
+                f"tencent_live_stream_master_info{{{s}}}",
                 height=4,
-                targets=(Target(expr=f"tencent_live_stream_master_info{{{s}}}", instant=True),),
             ),
-            Panel(
-                title="Publishers over time",
-                description="Number of encoders pushing the stream; a dip to 1 is a lost backup.",
-                kind="timeseries",
+            timeseries(
+                "Publishers over time",
+                "Number of encoders pushing the stream; a dip to 1 is a lost backup.",
+                Target(expr=f"tencent_live_stream_publishers{{{s}}}", legend="publishers"),
                 width=24,
-                targets=(Target(expr=f"tencent_live_stream_publishers{{{s}}}", legend="publishers"),),
             ),
             Panel(
                 title="Master over time",
@@ -344,41 +241,25 @@ def _stream(c: MixinConfig) -> Dashboard:
                     ),
                 ),
             ),
-            Panel(
-                title="Switchovers",
-                description="Master changes of the stream per interval.",
-                kind="timeseries",
+            timeseries(
+                "Switchovers",
+                "Master changes of the stream per interval.",
+                increase("switchovers", "switchovers"),
                 bars=True,
-                targets=(
-                    Target(
-                        expr=f"increase(tencent_live_stream_switchovers_total{{{s}}}[$__rate_interval])",
-                        legend="switchovers",
-                    ),
-                ),
             ),
-            Panel(
-                title="Publisher joins and losses",
-                description="Encoders that started or stopped pushing the stream per interval.",
-                kind="timeseries",
+            timeseries(
+                "Publisher joins and losses",
+                "Encoders that started or stopped pushing the stream per interval.",
+                increase("publisher_joins", "joins"),
+                increase("publisher_losses", "losses"),
                 bars=True,
-                targets=(
-                    Target(
-                        expr=f"increase(tencent_live_stream_publisher_joins_total{{{s}}}[$__rate_interval])",
-                        legend="joins",
-                    ),
-                    Target(
-                        expr=f"increase(tencent_live_stream_publisher_losses_total{{{s}}}[$__rate_interval])",
-                        legend="losses",
-                    ),
-                ),
             ),
-            Panel(
-                title="Stream attributes",
-                description="HostGroupName and OptimalEnable of the stream's master/backup group.",
-                kind="table",
+            table(
+                "Stream attributes",
+                "HostGroupName and OptimalEnable of the stream's master/backup group.",
+                f"tencent_live_stream_info{{{s}}}",
                 width=24,
                 height=4,
-                targets=(Target(expr=f"tencent_live_stream_info{{{s}}}", instant=True),),
             ),
         ),
     )
@@ -386,6 +267,4 @@ def _stream(c: MixinConfig) -> Dashboard:
 
 def dashboards(config: MixinConfig) -> tuple[Dashboard, ...]:
     """Every dashboard, in file order."""
-    from .health import health_dashboard
-
     return (_fleet(config), _stream(config), health_dashboard(config))
