@@ -93,7 +93,12 @@ def _parser() -> argparse.ArgumentParser:
         help="Client connections served at once; more are refused at once. (default: %(default)s)",
     )
     add("--web.runbook-url", dest="runbook_url", metavar="URL", help="Runbook link for the landing page.")
-    add("--web.dashboards-url", dest="dashboards_url", metavar="URL", help="Dashboards link for the landing.")
+    add(
+        "--web.dashboards-url",
+        dest="dashboards_url",
+        metavar="URL",
+        help="Dashboards link for the landing page.",
+    )
     add(
         "--web.telemetry-path",
         dest="telemetry_path",
