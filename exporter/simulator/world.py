@@ -1,8 +1,8 @@
 """The simulated fleet: accounts, and per region the online streams with their publishers.
 
 All state sits behind one lock; every mutation bumps ``version`` and drops the rendered JSON
-of the streams it touched, so a 20,000-stream region is re-rendered stream by stream, not as a
-whole, and an unchanged region is served from one cached byte string.
+of the streams it touched (``listing.py``), so a 20,000-stream region is re-rendered stream by
+stream, not as a whole, and an unchanged region is served from one cached byte string.
 
 Streams and publishers are frozen values replaced on change, so a caller holding one never
 sees it move under its feet. The scenario (random but seeded) lives in ``scenario.py`` and
@@ -16,13 +16,11 @@ import threading
 import time
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import replace
-from itertools import islice
 from typing import Any
-
-import orjson
 
 from exporter.simulator.errors import ACTION_REGIONS
 from exporter.simulator.faults import Fault, FaultQueue
+from exporter.simulator.listing import LIST_LIMIT, Listings
 from exporter.simulator.values import DIRECT_PUSH, Account, SimPublisher, SimStream, format_publish_time
 
 __all__ = [
@@ -36,7 +34,6 @@ __all__ = [
     "format_publish_time",
 ]
 
-LIST_LIMIT = 20_000
 DEFAULT_REGIONS: tuple[str, ...] = ("ap-bangkok", "ap-beijing", "ap-guangzhou", "ap-hongkong", "ap-shanghai")
 
 
@@ -75,12 +72,10 @@ class World:
         self.rng = random.Random(seed)
         self.target_streams = streams_per_region
         self.changes_per_step = changes_per_step
-        self._list_limit = list_limit
+        self._listings = Listings(list_limit)
         self.faults = FaultQueue()
         self._version = 0
         self._streams: dict[str, dict[str, SimStream]] = {}
-        self._fragments: dict[str, dict[str, bytes]] = {}
-        self._joined: dict[str, bytes] = {}
         self._used_sequences: set[str] = set()
         self._name_counter: dict[str, int] = {}
         # Scenario memory: names that went offline (may come back) and publishers lost
@@ -142,19 +137,7 @@ class World:
         for a StreamName that is not online.
         """
         with self._lock:
-            table = self._streams.get(region, {})
-            if stream_name is not None:
-                return (
-                    b"[" + self._fragment(region, table[stream_name]) + b"]"
-                    if stream_name in table
-                    else b"null"
-                )
-            cached = self._joined.get(region)
-            if cached is None:
-                parts = [self._fragment(region, s) for s in islice(table.values(), self._list_limit)]
-                cached = b"[" + b",".join(parts) + b"]" if parts else b"null"
-                self._joined[region] = cached
-            return cached
+            return self._listings.render(region, self._streams.get(region, {}), stream_name)
 
     def state(self) -> dict[str, Any]:
         """A JSON-able summary for ``GET /_sim/state``; holds no secret."""
@@ -180,15 +163,14 @@ class World:
     @property
     def list_limit(self) -> int:
         with self._lock:
-            return self._list_limit
+            return self._listings.limit
 
     def set_list_limit(self, limit: int) -> None:
         """Change how many groups a full list holds at most (the vendor: 20,000)."""
         if limit < 1:
             raise SimulatorError("list_limit must be >= 1")
         with self._lock:
-            self._list_limit = limit
-            self._joined.clear()
+            self._listings.set_limit(limit)
 
     def inject(self, fault: Fault) -> None:
         self.faults.add(fault)
@@ -232,8 +214,7 @@ class World:
         with self._lock:
             stream = self._get(region, name)
             del self._streams[region][name]
-            self._fragments[region].pop(name, None)
-            self._changed(region)
+            self._changed(region, name)
             return stream
 
     def handover(self, region: str, name: str, to: str | None = None) -> str:
@@ -343,7 +324,6 @@ class World:
             raise SimulatorError(f"region {region!r} is not served by DescribeBackupStreamList")
         if region not in self._streams:
             self._streams[region] = {}
-            self._fragments[region] = {}
             self.offline_names[region] = []
             self.lost_publishers[region] = []
             self._name_counter[region] = 0
@@ -374,19 +354,11 @@ class World:
 
     def _put(self, region: str, stream: SimStream) -> None:
         self._streams[region][stream.name] = stream
-        self._fragments[region].pop(stream.name, None)
-        self._changed(region)
+        self._changed(region, stream.name)
 
-    def _changed(self, region: str) -> None:
+    def _changed(self, region: str, name: str) -> None:
         self._version += 1
-        self._joined.pop(region, None)
-
-    def _fragment(self, region: str, stream: SimStream) -> bytes:
-        cache = self._fragments[region]
-        rendered = cache.get(stream.name)
-        if rendered is None:
-            rendered = cache[stream.name] = orjson.dumps(stream.to_vendor())
-        return rendered
+        self._listings.drop(region, name)
 
     def _new_name(self, region: str) -> str:
         table = self._streams[region]
