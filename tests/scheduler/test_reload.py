@@ -7,7 +7,10 @@ against the simulator; ``Reloader`` (``cli.reloader_for``) is what SIGHUP and ``
 from __future__ import annotations
 
 import asyncio
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from pathlib import Path
+from typing import Any
 
 import httpx
 from structlog.testing import capture_logs
@@ -15,6 +18,8 @@ from structlog.testing import capture_logs
 from exporter.cli import build_pipeline, parse_flags, reloader_for
 from exporter.config import load_config
 from exporter.model import RegionKey
+from exporter.pipeline import Pipeline
+from exporter.reload import Reloader
 from exporter.simulator import Account, Simulator, World, mock_transport
 from tests import _prom
 from tests.scheduler.rig import ENDPOINT, FAST_RETRY, SECRET_ID, SECRET_KEY, Clock
@@ -53,8 +58,23 @@ class Env:
         self.path.write_text(text)
 
 
-def value(pipeline, name: str, **labels: str) -> float | None:  # type: ignore[no-untyped-def]
+def value(pipeline: Pipeline, name: str, **labels: str) -> float | None:
     return _prom.value(pipeline.store.render() + pipeline.health.render(), name, **labels)
+
+
+@asynccontextmanager
+async def reloading(
+    env: Env, sim: Simulator | None = None, *, start: bool = False, **options: Any
+) -> AsyncIterator[tuple[Pipeline, Reloader]]:
+    """The daemon's pipeline over ``env``'s file and the simulator, opened (``start``: scheduled
+    too), and the reloader SIGHUP and ``POST /-/reload`` call; stopped on the way out."""
+    async with httpx.AsyncClient(transport=mock_transport(sim or Simulator(env.world))) as http:
+        pipeline = build_pipeline(load_config(env.path), http, env={}, process_metrics=False, **options)
+        await (pipeline.start() if start else pipeline.open())
+        try:
+            yield pipeline, reloader_for(parse_flags(["--config.file", str(env.path)]), pipeline, demo=False)
+        finally:
+            await pipeline.stop()
 
 
 def test_unchanged_regions_keep_state_new_ones_baseline_removed_ones_leave(tmp_path: Path) -> None:
@@ -63,41 +83,33 @@ def test_unchanged_regions_keep_state_new_ones_baseline_removed_ones_leave(tmp_p
     gz, hk = RegionKey("prod", GZ), RegionKey("prod", HK)
 
     async def main() -> None:
-        async with httpx.AsyncClient(transport=mock_transport(Simulator(env.world))) as http:
-            pipeline = build_pipeline(
-                load_config(env.path), http, clock=Clock(), retry=FAST_RETRY, env={}, process_metrics=False
-            )
-            await pipeline.open()
-            reloader = reloader_for(parse_flags(["--config.file", str(env.path)]), pipeline, demo=False)
-            try:
-                assert await pipeline.runner.poll_once(gz)
-                env.world.handover(GZ, "news")
-                assert await pipeline.runner.poll_once(gz)
-                handovers = {"account": "prod", "region": GZ, "reason": "handover"}
-                assert value(pipeline, "tencent_live_region_switchovers_total", **handovers) == 1
+        async with reloading(env, clock=Clock(), retry=FAST_RETRY) as (pipeline, reloader):
+            assert await pipeline.runner.poll_once(gz)
+            env.world.handover(GZ, "news")
+            assert await pipeline.runner.poll_once(gz)
+            handovers = {"account": "prod", "region": GZ, "reason": "handover"}
+            assert value(pipeline, "tencent_live_region_switchovers_total", **handovers) == 1
 
-                # Add a region, change the interval: gz keeps its state and counters.
-                env.write(config_text(regions=(GZ, HK), interval="7s"))
-                with capture_logs() as logs:
-                    assert await reloader.reload()
-                assert pipeline.runner.keys == (gz, hk)
-                assert pipeline.runner.state(gz) is not None
-                assert value(pipeline, "tencent_live_region_switchovers_total", **handovers) == 1
-                assert pipeline.runner.schedules["prod"].cycle == 7.0
-                assert value(pipeline, "tencent_live_up", account="prod", region=HK) == 0
-                [line] = [e for e in logs if e["event"] == "config_reloaded"]
-                assert (line["regions_kept"], line["regions_added"], line["regions_removed"]) == (1, 1, 0)
-                assert await pipeline.runner.poll_once(hk)
-                assert pipeline.events.recent()[0]["kind"] == "switchover"  # hk's baseline added nothing
-
-                # Remove it again: every hk series leaves /metrics.
-                env.write(config_text(regions=(GZ,)))
+            # Add a region, change the interval: gz keeps its state and counters.
+            env.write(config_text(regions=(GZ, HK), interval="7s"))
+            with capture_logs() as logs:
                 assert await reloader.reload()
-                body = (pipeline.store.render() + pipeline.health.render()).decode()
-                assert f'region="{HK}"' not in body
-                assert value(pipeline, "tencent_live_config_last_reload_successful") == 1
-            finally:
-                await pipeline.stop()
+            assert pipeline.runner.keys == (gz, hk)
+            assert pipeline.runner.state(gz) is not None
+            assert value(pipeline, "tencent_live_region_switchovers_total", **handovers) == 1
+            assert pipeline.runner.schedules["prod"].cycle == 7.0
+            assert value(pipeline, "tencent_live_up", account="prod", region=HK) == 0
+            [line] = [e for e in logs if e["event"] == "config_reloaded"]
+            assert (line["regions_kept"], line["regions_added"], line["regions_removed"]) == (1, 1, 0)
+            assert await pipeline.runner.poll_once(hk)
+            assert pipeline.events.recent()[0]["kind"] == "switchover"  # hk's baseline added nothing
+
+            # Remove it again: every hk series leaves /metrics.
+            env.write(config_text(regions=(GZ,)))
+            assert await reloader.reload()
+            body = (pipeline.store.render() + pipeline.health.render()).decode()
+            assert f'region="{HK}"' not in body
+            assert value(pipeline, "tencent_live_config_last_reload_successful") == 1
 
     asyncio.run(main())
 
@@ -108,38 +120,25 @@ def test_an_invalid_file_changes_nothing_and_sets_the_gauge(tmp_path: Path) -> N
     gz = RegionKey("prod", GZ)
 
     async def main() -> None:
-        async with httpx.AsyncClient(transport=mock_transport(Simulator(env.world))) as http:
-            clock = Clock(1_800_000_000.0)
-            pipeline = build_pipeline(
-                load_config(env.path), http, clock=clock, retry=FAST_RETRY, env={}, process_metrics=False
+        clock = Clock(1_800_000_000.0)
+        async with reloading(env, clock=clock, retry=FAST_RETRY) as (pipeline, reloader):
+            assert await pipeline.runner.poll_once(gz)
+            assert value(pipeline, "tencent_live_config_last_reload_success_timestamp_seconds") == clock.now
+            env.write(config_text(regions=(GZ, HK)) + "unknown_key: 1\n")
+            clock.tick(60)
+            with capture_logs() as logs:
+                assert not await reloader.reload()
+            [line] = [e for e in logs if e["event"] == "reload_failed"]
+            assert "unknown_key" in line["reason"] and line["log_level"] == "error"
+            assert pipeline.runner.keys == (gz,)
+            assert value(pipeline, "tencent_live_config_last_reload_successful") == 0
+            assert (
+                value(pipeline, "tencent_live_config_last_reload_success_timestamp_seconds") == clock.now - 60
             )
-            await pipeline.open()
-            reloader = reloader_for(parse_flags(["--config.file", str(env.path)]), pipeline, demo=False)
-            try:
-                assert await pipeline.runner.poll_once(gz)
-                assert (
-                    value(pipeline, "tencent_live_config_last_reload_success_timestamp_seconds") == clock.now
-                )
-                env.write(config_text(regions=(GZ, HK)) + "unknown_key: 1\n")
-                clock.tick(60)
-                with capture_logs() as logs:
-                    assert not await reloader.reload()
-                [line] = [e for e in logs if e["event"] == "reload_failed"]
-                assert "unknown_key" in line["reason"] and line["log_level"] == "error"
-                assert pipeline.runner.keys == (gz,)
-                assert value(pipeline, "tencent_live_config_last_reload_successful") == 0
-                assert (
-                    value(pipeline, "tencent_live_config_last_reload_success_timestamp_seconds")
-                    == clock.now - 60
-                )
-                env.write(config_text())
-                assert await reloader.reload()
-                assert value(pipeline, "tencent_live_config_last_reload_successful") == 1
-                assert (
-                    value(pipeline, "tencent_live_config_last_reload_success_timestamp_seconds") == clock.now
-                )
-            finally:
-                await pipeline.stop()
+            env.write(config_text())
+            assert await reloader.reload()
+            assert value(pipeline, "tencent_live_config_last_reload_successful") == 1
+            assert value(pipeline, "tencent_live_config_last_reload_success_timestamp_seconds") == clock.now
 
     asyncio.run(main())
 
@@ -150,21 +149,13 @@ def test_changed_credentials_are_a_new_baseline(tmp_path: Path) -> None:
     gz = RegionKey("prod", GZ)
 
     async def main() -> None:
-        async with httpx.AsyncClient(transport=mock_transport(Simulator(env.world))) as http:
-            pipeline = build_pipeline(
-                load_config(env.path), http, clock=Clock(), retry=FAST_RETRY, env={}, process_metrics=False
-            )
-            await pipeline.open()
-            reloader = reloader_for(parse_flags(["--config.file", str(env.path)]), pipeline, demo=False)
-            try:
-                assert await pipeline.runner.poll_once(gz)
-                env.write(config_text(secret_id=OTHER_ID))
-                assert await reloader.reload()
-                assert pipeline.runner.state(gz) is None  # another key may see another account
-                assert await pipeline.runner.poll_once(gz)
-                assert pipeline.events.recent() == []  # its first poll is a baseline again
-            finally:
-                await pipeline.stop()
+        async with reloading(env, clock=Clock(), retry=FAST_RETRY) as (pipeline, reloader):
+            assert await pipeline.runner.poll_once(gz)
+            env.write(config_text(secret_id=OTHER_ID))
+            assert await reloader.reload()
+            assert pipeline.runner.state(gz) is None  # another key may see another account
+            assert await pipeline.runner.poll_once(gz)
+            assert pipeline.events.recent() == []  # its first poll is a baseline again
 
     asyncio.run(main())
 
@@ -174,16 +165,10 @@ def test_web_reload_entry_works_from_another_thread(tmp_path: Path) -> None:
     env.write(config_text())
 
     async def main() -> None:
-        async with httpx.AsyncClient(transport=mock_transport(Simulator(env.world))) as http:
-            pipeline = build_pipeline(load_config(env.path), http, env={}, process_metrics=False)
-            await pipeline.open()
-            reloader = reloader_for(parse_flags(["--config.file", str(env.path)]), pipeline, demo=False)
-            try:
-                env.write(config_text(regions=(GZ, HK)))
-                assert await asyncio.to_thread(reloader.reload_blocking)
-                assert len(pipeline.runner.keys) == 2
-            finally:
-                await pipeline.stop()
+        async with reloading(env) as (pipeline, reloader):
+            env.write(config_text(regions=(GZ, HK)))
+            assert await asyncio.to_thread(reloader.reload_blocking)
+            assert len(pipeline.runner.keys) == 2
 
     asyncio.run(main())
 
@@ -193,20 +178,14 @@ def test_expected_streams_are_declared_at_start_and_follow_a_reload(tmp_path: Pa
     env.write("streams:\n  expected: [must-air]\n" + config_text())
 
     async def main() -> None:
-        async with httpx.AsyncClient(transport=mock_transport(Simulator(env.world))) as http:
-            pipeline = build_pipeline(load_config(env.path), http, env={}, process_metrics=False)
-            await pipeline.open()
-            reloader = reloader_for(parse_flags(["--config.file", str(env.path)]), pipeline, demo=False)
+        async with reloading(env) as (pipeline, reloader):
             labels = {"account": "prod", "region": GZ}
-            try:
-                # Before any poll: expected and not online, so "expected but offline" can page.
-                assert value(pipeline, "tencent_live_stream_expected", **labels, stream="must-air") == 1
-                assert value(pipeline, "tencent_live_stream_online", **labels, stream="must-air") == 0
-                env.write("streams:\n  expected: [must-air, also]\n" + config_text())
-                assert await reloader.reload()
-                assert value(pipeline, "tencent_live_stream_expected", **labels, stream="also") == 1
-            finally:
-                await pipeline.stop()
+            # Before any poll: expected and not online, so "expected but offline" can page.
+            assert value(pipeline, "tencent_live_stream_expected", **labels, stream="must-air") == 1
+            assert value(pipeline, "tencent_live_stream_online", **labels, stream="must-air") == 0
+            env.write("streams:\n  expected: [must-air, also]\n" + config_text())
+            assert await reloader.reload()
+            assert value(pipeline, "tencent_live_stream_expected", **labels, stream="also") == 1
 
     asyncio.run(main())
 
@@ -222,21 +201,15 @@ def test_a_new_account_whose_credentials_cannot_load_changes_nothing(tmp_path: P
     )
 
     async def main() -> None:
-        async with httpx.AsyncClient(transport=mock_transport(Simulator(env.world))) as http:
-            pipeline = build_pipeline(load_config(env.path), http, env={}, process_metrics=False)
-            await pipeline.open()
-            reloader = reloader_for(parse_flags(["--config.file", str(env.path)]), pipeline, demo=False)
-            try:
-                env.write(config_text() + extra)
-                with capture_logs() as logs:
-                    assert not await reloader.reload()
-                [line] = [e for e in logs if e["event"] == "reload_failed"]
-                assert "staging" in line["reason"]
-                assert pipeline.runner.keys == (RegionKey("prod", GZ),)
-                assert set(pipeline.providers) == {"prod"}
-                assert value(pipeline, "tencent_live_config_last_reload_successful") == 0
-            finally:
-                await pipeline.stop()
+        async with reloading(env) as (pipeline, reloader):
+            env.write(config_text() + extra)
+            with capture_logs() as logs:
+                assert not await reloader.reload()
+            [line] = [e for e in logs if e["event"] == "reload_failed"]
+            assert "staging" in line["reason"]
+            assert pipeline.runner.keys == (RegionKey("prod", GZ),)
+            assert set(pipeline.providers) == {"prod"}
+            assert value(pipeline, "tencent_live_config_last_reload_successful") == 0
 
     asyncio.run(main())
 
@@ -256,19 +229,13 @@ def test_a_running_schedule_follows_the_reload(tmp_path: Path) -> None:
             await asyncio.sleep(0.01)
 
     async def main() -> None:
-        async with httpx.AsyncClient(transport=mock_transport(sim)) as http:
-            pipeline = build_pipeline(load_config(env.path), http, env={}, process_metrics=False)
-            await pipeline.start()
-            reloader = reloader_for(parse_flags(["--config.file", str(env.path)]), pipeline, demo=False)
-            try:
-                await until(lambda: polled(HK) >= 2 and polled(GZ) >= 2)
-                env.write(config_text(regions=(GZ,), interval="200ms"))
-                assert await reloader.reload()
-                after = polled(HK)
-                before_gz = polled(GZ)
-                await until(lambda: polled(GZ) >= before_gz + 3)  # gz keeps its schedule
-                assert polled(HK) == after  # hk's job is gone
-            finally:
-                await pipeline.stop()
+        async with reloading(env, sim, start=True) as (_pipeline, reloader):
+            await until(lambda: polled(HK) >= 2 and polled(GZ) >= 2)
+            env.write(config_text(regions=(GZ,), interval="200ms"))
+            assert await reloader.reload()
+            after = polled(HK)
+            before_gz = polled(GZ)
+            await until(lambda: polled(GZ) >= before_gz + 3)  # gz keeps its schedule
+            assert polled(HK) == after  # hk's job is gone
 
     asyncio.run(main())
