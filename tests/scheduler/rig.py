@@ -93,6 +93,12 @@ class Rig:
     def hmetric(self, name: str, **labels: str) -> float | None:
         return value(self.pipeline.health.render(), name, **labels)
 
+    async def baseline(self, *names: str, region: str = KEY.region) -> None:
+        """``names`` listed in ``region``, which is polled once: the first poll, nothing to compare."""
+        for name in names:
+            self.world.add_stream(region, name)
+        assert await self.runner.poll_once(RegionKey(KEY.account, region))
+
     def requests(self) -> list[tuple[str | None, str | None, str]]:
         """(region, StreamName, code) of every request the vendor saw, in arrival order."""
         return [(r.region, r.stream_name, r.code) for r in self.sim.request_log.records()]

@@ -25,9 +25,7 @@ class TestConfirmation:
     def test_a_vanished_stream_is_confirmed_by_name_right_after_the_full_poll(self) -> None:
         async def main() -> None:
             async with rig(drop_confirmations=2) as r:
-                for name in ("a", "b"):
-                    r.world.add_stream(GZ, name)
-                assert await r.runner.poll_once(KEY)
+                await r.baseline("a", "b")
                 r.world.remove_stream(GZ, "a")
                 r.clock.tick(5)
                 missed_at = r.clock.now
@@ -46,9 +44,7 @@ class TestConfirmation:
     def test_a_name_found_again_is_not_absent(self) -> None:
         async def main() -> None:
             async with rig(drop_confirmations=2) as r:
-                for name in ("a", "b"):
-                    r.world.add_stream(GZ, name)
-                assert await r.runner.poll_once(KEY)
+                await r.baseline("a", "b")
                 # The full list leaves "b" out (as a truncating vendor would); by name it is there.
                 r.world.set_list_limit(1)
                 for _ in range(3):
@@ -65,9 +61,7 @@ class TestConfirmation:
     def test_an_unusable_by_name_reply_leaves_the_name_unknown(self) -> None:
         async def main() -> None:
             async with rig(drop_confirmations=2) as r:
-                for name in ("a", "b"):
-                    r.world.add_stream(GZ, name)
-                assert await r.runner.poll_once(KEY)
+                await r.baseline("a", "b")
                 r.world.set_list_limit(1)  # the full list leaves "b" out
                 r.fail_next(1, kind=FaultKind.EDIT, field="BackupList", value="oops", scope="name")
                 assert await r.runner.poll_once(KEY)
@@ -81,9 +75,7 @@ class TestConfirmation:
     def test_failed_by_name_queries_confirm_nothing_and_reset_nothing(self) -> None:
         async def main() -> None:
             async with rig(drop_confirmations=2) as r:
-                for name in ("a", "b"):
-                    r.world.add_stream(GZ, name)
-                assert await r.runner.poll_once(KEY)
+                await r.baseline("a", "b")
                 r.world.remove_stream(GZ, "a")
                 r.fail_next(FAST_RETRY.attempts, scope="name")
                 assert await r.runner.poll_once(KEY)
@@ -100,9 +92,7 @@ class TestConfirmation:
 
         async def main() -> None:
             async with rig(drop_confirm_queries=2) as r:
-                for name in [*names, "keep"]:
-                    r.world.add_stream(GZ, name)
-                assert await r.runner.poll_once(KEY)
+                await r.baseline(*names, "keep")
                 for name in names:
                     r.world.remove_stream(GZ, name)
                 assert await r.runner.poll_once(KEY)
@@ -118,8 +108,7 @@ class TestConfirmation:
     def test_zero_turns_it_off(self) -> None:
         async def main() -> None:
             async with rig(drop_confirm_queries=0) as r:
-                r.world.add_stream(GZ, "a")
-                assert await r.runner.poll_once(KEY)
+                await r.baseline("a")
                 r.world.remove_stream(GZ, "a")
                 assert await r.runner.poll_once(KEY)
                 assert [n for _, n, _ in r.requests()] == [None, None]
@@ -130,8 +119,7 @@ class TestConfirmation:
     def test_watch_list_accounts_ask_nothing_more(self) -> None:
         async def main() -> None:
             async with rig(accounts=(account(stream_names=("a",)),)) as r:
-                r.world.add_stream(GZ, "a")
-                assert await r.runner.poll_once(KEY)
+                await r.baseline("a")
                 r.world.remove_stream(GZ, "a")
                 assert await r.runner.poll_once(KEY)
                 assert [n for _, n, _ in r.requests()] == ["a", "a"]
@@ -180,8 +168,7 @@ class TestLogs:
     def test_by_name_round_is_logged_at_debug(self) -> None:
         async def main() -> None:
             async with rig() as r:
-                r.world.add_stream(GZ, "a")
-                assert await r.runner.poll_once(KEY)
+                await r.baseline("a")
                 r.world.remove_stream(GZ, "a")
                 r.fail_next(1, kind=FaultKind.DELAY, delay=0.0, scope="list")
                 with capture_logs() as logs:

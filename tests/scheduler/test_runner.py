@@ -82,8 +82,7 @@ class TestDetection:
     def test_a_failed_poll_changes_no_gauge_and_confirms_no_drop(self) -> None:
         async def main() -> None:
             async with rig(drop_confirm_queries=0) as r:
-                r.world.add_stream(GZ, "news")
-                assert await r.runner.poll_once(KEY)
+                await r.baseline("news")
                 r.world.remove_stream(GZ, "news")
                 r.fail_next(FAST_RETRY.attempts)
                 assert not await r.runner.poll_once(KEY)
