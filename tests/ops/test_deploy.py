@@ -23,7 +23,10 @@ from urllib.parse import urlsplit
 import pytest
 import yaml
 
+from tests._cli import check_config
+
 REPO = Path(__file__).resolve().parents[2]
+CREDENTIALS = ("AKIDtest", "test-key")  # as a deployment's Secret would hand them over
 DEPLOY = REPO / "deploy"
 K8S = DEPLOY / "kubernetes"
 ALERTS = DEPLOY / "prometheus" / "alerts.yml"
@@ -42,20 +45,6 @@ def _load_module(path: Path, name: str) -> ModuleType:
     sys.modules[name] = module
     spec.loader.exec_module(module)
     return module
-
-
-def _check_config(path: Path, tmp_path: Path) -> subprocess.CompletedProcess[str]:
-    """The exporter's own validator, with credentials from the environment as deployed."""
-    env = {**os.environ, "TENCENTCLOUD_SECRET_ID": "AKIDtest", "TENCENTCLOUD_SECRET_KEY": "test-key"}
-    return subprocess.run(
-        [sys.executable, "-m", "exporter", "--check-config", "--config.file", str(path)],
-        check=False,
-        cwd=REPO,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
 
 
 def _alerts() -> list[dict[str, Any]]:
@@ -202,7 +191,7 @@ def test_compose_simulator_command_is_accepted_by_the_simulator() -> None:
 
 
 def test_compose_exporter_config_passes_check_config(tmp_path: Path) -> None:
-    result = _check_config(DEPLOY / "compose" / "exporter.yml", tmp_path)
+    result = check_config(DEPLOY / "compose" / "exporter.yml", credentials=CREDENTIALS)
     assert result.returncode == 0, result.stdout + result.stderr
 
 
@@ -361,7 +350,7 @@ def test_configmap_config_passes_check_config_and_is_mounted(tmp_path: Path) -> 
     configmap = _one("ConfigMap")
     path = tmp_path / "config.yml"
     path.write_text(configmap["data"]["config.yml"], encoding="utf-8")
-    result = _check_config(path, tmp_path)
+    result = check_config(path, credentials=CREDENTIALS)
     assert result.returncode == 0, result.stdout + result.stderr
 
     pod = _one("Deployment")["spec"]["template"]["spec"]

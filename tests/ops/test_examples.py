@@ -27,6 +27,8 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
+from tests._cli import check_config
+
 REPO = Path(__file__).resolve().parents[2]
 EXAMPLE = REPO / "deploy" / "config.example.yml"
 HEALTHCHECK = REPO / "deploy" / "healthcheck.py"
@@ -40,16 +42,7 @@ def _console_script() -> list[str]:
 
 
 def _check_config(path: Path) -> subprocess.CompletedProcess[str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("TENCENTCLOUD_")}
-    return subprocess.run(
-        [*_console_script(), "--check-config", "--config.file", str(path)],
-        check=False,
-        cwd=REPO,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+    return check_config(path, command=_console_script())
 
 
 # ------------------------------------------------------------------------------ example config

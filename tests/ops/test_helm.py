@@ -16,12 +16,13 @@ import re
 import shlex
 import shutil
 import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
 import pytest
 import yaml
+
+from tests._cli import check_config
 
 REPO = Path(__file__).resolve().parents[2]
 CHART = REPO / "deploy" / "helm" / "tencent-live-exporter"
@@ -166,16 +167,7 @@ def test_rendered_config_passes_check_config(values: Path, tmp_path: Path) -> No
         text = text.replace(mount["mountPath"], str(stand_in))
     path = tmp_path / config_path.name
     path.write_text(text, encoding="utf-8")
-    env = {**os.environ, "TENCENTCLOUD_SECRET_ID": "AKIDhelmtest", "TENCENTCLOUD_SECRET_KEY": "helm-test-key"}
-    result = subprocess.run(
-        [sys.executable, "-m", "exporter", "--check-config", "--config.file", str(path)],
-        check=False,
-        cwd=REPO,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+    result = check_config(path, credentials=("AKIDhelmtest", "helm-test-key"))
     assert result.returncode == 0, result.stdout + result.stderr
 
 
@@ -373,16 +365,7 @@ def test_documented_tke_values_render_a_valid_config(tmp_path: Path) -> None:
     assert "tke.cloud.tencent.com/role-arn" in account["metadata"]["annotations"]
     config = tmp_path / "config.yml"
     config.write_text(_kind(docs, "ConfigMap")[0]["data"]["config.yml"], encoding="utf-8")
-    env = {k: v for k, v in os.environ.items() if not k.startswith("TENCENTCLOUD_")}
-    result = subprocess.run(
-        [sys.executable, "-m", "exporter", "--check-config", "--config.file", str(config)],
-        check=False,
-        cwd=REPO,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+    result = check_config(config)  # no credentials in the environment: TKE's OIDC role
     assert result.returncode == 0, result.stdout + result.stderr
 
 
