@@ -7,6 +7,7 @@ import gzip
 import json
 import socket
 import threading
+import time
 
 import httpx
 import pytest
@@ -215,6 +216,10 @@ class TestFailures:
         server = serve()
         with capture_logs() as logs:
             httpx.get(f"{server.url}/healthz")
+            # The access line is written after the reply went out: the client can be faster.
+            deadline = time.monotonic() + 5
+            while not any(entry["event"] == "http_request" for entry in logs) and time.monotonic() < deadline:
+                time.sleep(0.01)
         requests = [entry for entry in logs if entry["event"] == "http_request"]
         assert requests and all(entry["log_level"] == "debug" for entry in requests)
 
