@@ -2,11 +2,10 @@
 
 Transport-free so the same core serves the threaded HTTP server, an ``httpx.MockTransport``
 and direct calls. It checks what the vendor checks, in the order a gateway would: action,
-version, region, Authorization, timestamp, key, signature, token; then the per-key budget,
-the parameters, pending faults, and finally renders the world.
-
-Errors are HTTP 200 with ``Response.Error`` and ``Content-Type: application/json`` exactly:
-the official SDK looks for errors only under that content type.
+version, region, Authorization, timestamp, key, signature, token (``gateway.py``); then the
+per-key budget, the parameters, pending faults, and finally renders the world. The reply
+shapes, faulty ones included, are ``replies.py``; STS and the metadata service are routed
+to ``sts.py`` and ``metadata.py``.
 """
 
 from __future__ import annotations
@@ -16,10 +15,6 @@ import threading
 import time
 import uuid
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass
-from typing import Any, Final
-
-import orjson
 
 from exporter.simulator.errors import (
     ACTION,
@@ -29,29 +24,17 @@ from exporter.simulator.errors import (
     VERSION,
     VendorError,
 )
-from exporter.simulator.faults import REPLACING, Fault, FaultKind, Taken, apply_to_list, expand
+from exporter.simulator.faults import expand
 from exporter.simulator.gateway import MAX_SKEW_SECONDS, authenticate, error_body, json_params, only, require
 from exporter.simulator.metadata import METADATA_PREFIX, handle_metadata
 from exporter.simulator.ratelimit import RequestLog, RequestRecord, SlidingWindowLimiter
+from exporter.simulator.replies import JSON, Reply, fault_reply, html_reply, json_reply, list_reply
 from exporter.simulator.sts import STS_ACTIONS, Identity
 from exporter.simulator.world import World
 
 __all__ = ["JSON", "MAX_SKEW_SECONDS", "Headers", "Reply", "Simulator"]
 
-JSON: Final = "application/json"
-_HTML: Final = "text/html"
 Headers = Mapping[str, str] | Iterable[tuple[str, str]]
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class Reply:
-    """What to send back. ``delay``: wait that long first; ``reset``: send nothing, reset the socket."""
-
-    status: int
-    headers: tuple[tuple[str, str], ...]
-    body: bytes
-    delay: float = 0.0
-    reset: bool = False
 
 
 class _Context:
@@ -63,17 +46,6 @@ class _Context:
         self.secret_id: str | None = None
         self.region: str | None = None
         self.stream_name: str | None = None
-
-
-def _json_reply(payload: bytes, status: int = 200) -> Reply:
-    return Reply(status=status, headers=(("Content-Type", JSON),), body=payload)
-
-
-def _html_page(status: int, title: str) -> bytes:
-    return (
-        f"<html>\r\n<head><title>{status} {title}</title></head>\r\n<body>\r\n"
-        f"<center><h1>{status} {title}</h1></center>\r\n<hr><center>stgw</center>\r\n</body>\r\n</html>\r\n"
-    ).encode("ascii")
 
 
 def _lower(headers: Headers) -> dict[str, str]:
@@ -147,9 +119,9 @@ class Simulator:
             return Reply(status=status, headers=(("Content-Type", content_type),), body=page)
         headers = _lower(headers)  # once: an iterable of pairs may be single-use
         if path == "/" and headers.get("x-tc-action") in STS_ACTIONS:  # STS (sts.py)
-            return _json_reply(self.identity.handle_sts(method, headers, body))
+            return json_reply(self.identity.handle_sts(method, headers, body))
         if path != "/":
-            return Reply(status=404, headers=(("Content-Type", _HTML),), body=_html_page(404, "Not Found"))
+            return html_reply(404, "Not Found")
         arrival = self._monotonic()
         ctx = _Context()
         try:
@@ -172,7 +144,7 @@ class Simulator:
             return str(uuid.UUID(int=self._ids.getrandbits(128), version=4))
 
     def error_reply(self, code: str, message: str) -> Reply:
-        return _json_reply(error_body(code, message, self.new_request_id()))
+        return json_reply(error_body(code, message, self.new_request_id()))
 
     # ----- the checks -----------------------------------------------------------------
 
@@ -181,10 +153,9 @@ class Simulator:
     ) -> tuple[Reply, str]:
         ctx.secret_id = _claimed_secret_id(headers.get("authorization"))
         if method.upper() != "POST":
-            page = _html_page(405, "Method Not Allowed")
-            return Reply(status=405, headers=(("Content-Type", _HTML),), body=page), "HTTP405"
+            return html_reply(405, "Method Not Allowed"), "HTTP405"
         self._check_action(headers)
-        ctx.region = self._check_region(headers)
+        ctx.region = region = self._check_region(headers)
         secret_id = authenticate(
             headers,
             body,
@@ -197,10 +168,21 @@ class Simulator:
         )
         self._check_budget(secret_id, arrival)
         ctx.stream_name = stream_name = _parse_params(body)
-        taken = self.world.faults.take(secret_id, ctx.region, stream_name is not None)
-        if taken:
-            return self._faulty(taken, ctx.region, stream_name, headers, secret_id)
-        return self._success(ctx.region, stream_name), "OK"
+        taken = self.world.faults.take(secret_id, region, stream_name is not None)
+        if not taken:
+            listing = self.world.render_list(region, stream_name)
+            return list_reply(self.new_request_id(), listing), "OK"
+
+        def fill(text: str) -> str:
+            with self._ids_lock:
+                return expand(text, headers=headers, secret_id=secret_id, rng=self._ids)
+
+        return fault_reply(
+            taken,
+            listing=lambda: self.world.render_list(region, stream_name),
+            request_id=self.new_request_id,
+            fill=fill,
+        )
 
     @staticmethod
     def _check_action(headers: Mapping[str, str]) -> None:
@@ -237,99 +219,6 @@ class Simulator:
                 f"limit `{limit:g}` for a second. Please reduce the frequency of calls.",
             )
 
-    # ----- replies --------------------------------------------------------------------
-
-    def _success(self, region: str, stream_name: str | None, listing: bytes | None = None) -> Reply:
-        if listing is None:
-            listing = self.world.render_list(region, stream_name)
-        request_id = self.new_request_id().encode("ascii")
-        return _json_reply(
-            b'{"Response":{"RequestId":"' + request_id + b'","StreamInfoList":' + listing + b"}}"
-        )
-
-    def _faulty(
-        self,
-        taken: list[Taken],
-        region: str,
-        stream_name: str | None,
-        headers: Mapping[str, str],
-        secret_id: str,
-    ) -> tuple[Reply, str]:
-        """The reply the matching faults make of this request, and the code the log records.
-
-        Faults that change the normal reply compose in queue order; one that replaces the
-        reply comes last (the queue stops there). Delays add up and apply to any reply.
-        """
-
-        def fill(text: str) -> str:
-            with self._ids_lock:
-                return expand(text, headers=headers, secret_id=secret_id, rng=self._ids)
-
-        kinds = [t.fault.kind for t in taken]
-        delay = sum(t.fault.delay for t in taken if t.fault.kind is FaultKind.DELAY)
-        last = taken[-1].fault
-        if last.kind in REPLACING:
-            reply, label = self._replacement(last, fill)
-        else:
-            reply = self._changed(taken, region, stream_name, fill)
-            label = next((_LABELS[k] for k in kinds if k is not FaultKind.DELAY), "OK")
-        if delay:
-            reply = Reply(status=reply.status, headers=reply.headers, body=reply.body, delay=delay)
-        return reply, label[:_MAX_LABEL]
-
-    def _replacement(self, fault: Fault, fill: Callable[[str], str]) -> tuple[Reply, str]:
-        kind = fault.kind
-        if kind is FaultKind.ERROR:
-            code = fill(fault.code)
-            request_id = fill(fault.request_id) if fault.request_id else self.new_request_id()
-            body = error_body(code, fill(fault.message), request_id)
-            return _json_reply(body), fault.code  # the template: never a reflected secret
-        if kind is FaultKind.RESET:
-            return Reply(status=0, headers=(), body=b"", reset=True), "Reset"
-        if kind is FaultKind.WRONG_SHAPE:
-            return _json_reply(_wrong_shape(self.new_request_id())), "WrongShape"
-        status = fault.status if kind is FaultKind.HTTP_STATUS else 200
-        page = _html_page(status, _REASONS.get(status, "Error"))
-        label = f"HTTP{status}" if kind is FaultKind.HTTP_STATUS else "HTML"
-        return Reply(status=status, headers=(("Content-Type", _HTML),), body=page), label
-
-    def _changed(
-        self, taken: list[Taken], region: str, stream_name: str | None, fill: Callable[[str], str]
-    ) -> Reply:
-        kinds = {t.fault.kind for t in taken}
-        listing = b"null" if FaultKind.NULL_LIST in kinds else self.world.render_list(region, stream_name)
-        if kinds & {FaultKind.EDIT, FaultKind.DUPLICATE}:
-            request_id: Any = self.new_request_id()
-            for fault in (t.fault for t in taken if t.fault.field == "RequestId"):
-                request_id = fill(fault.value) if isinstance(fault.value, str) else fault.value
-            groups = apply_to_list(orjson.loads(listing), taken, fill)
-            reply = _json_reply(
-                orjson.dumps({"Response": {"RequestId": request_id, "StreamInfoList": groups}})
-            )
-        else:
-            reply = self._success(region, stream_name, listing)
-        if FaultKind.TRUNCATED in kinds:
-            return _json_reply(reply.body[: max(1, len(reply.body) // 2)])
-        return reply
-
-
-_LABELS: Final = {
-    FaultKind.TRUNCATED: "Truncated",
-    FaultKind.NULL_LIST: "NullList",
-    FaultKind.EDIT: "Edited",
-    FaultKind.DUPLICATE: "Duplicated",
-}
-_MAX_LABEL: Final = 64  # a {pad:N} code must not bloat the request log
-
-_REASONS: Final = {
-    200: "OK",
-    429: "Too Many Requests",
-    500: "Internal Server Error",
-    502: "Bad Gateway",
-    503: "Service Unavailable",
-    504: "Gateway Timeout",
-}
-
 
 def _claimed_secret_id(authorization: str | None) -> str | None:
     """The SecretId a request claims, for the log, even when the header is otherwise broken."""
@@ -337,20 +226,6 @@ def _claimed_secret_id(authorization: str | None) -> str | None:
         return None
     claimed = authorization.split("Credential=", 1)[1].split("/", 1)[0].strip()
     return claimed or None
-
-
-def _wrong_shape(request_id: str) -> bytes:
-    """Valid JSON a strict parser must refuse: the list is an object, sequences are numbers."""
-    payload: dict[str, Any] = {
-        "Response": {
-            "RequestId": request_id,
-            "StreamInfoList": {
-                "StreamName": "stream-00001",
-                "BackupList": {"UpstreamSequence": 710313341080024595},
-            },
-        }
-    }
-    return orjson.dumps(payload)
 
 
 def _parse_params(body: bytes) -> str | None:
