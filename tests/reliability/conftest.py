@@ -43,6 +43,7 @@ KEY = RegionKey(ACCOUNT, REGION)
 # Two tries per request, a millisecond apart: retries are exercised, not waited for.
 FAST_RETRY = RetryPolicy(attempts=2, base_delay=0.001, max_delay=0.002)
 
+
 @dataclass
 class Rig:
     runner: Runner
