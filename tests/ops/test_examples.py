@@ -8,7 +8,6 @@ a web config.
 
 from __future__ import annotations
 
-import datetime
 import os
 import re
 import socket
@@ -22,12 +21,9 @@ from pathlib import Path
 
 import bcrypt
 import pytest
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import NameOID
 
 from tests._cli import check_config
+from tests._tls import self_signed
 
 REPO = Path(__file__).resolve().parents[2]
 EXAMPLE = REPO / "deploy" / "config.example.yml"
@@ -97,30 +93,6 @@ def _healthcheck(address: str) -> subprocess.CompletedProcess[str]:
     )
 
 
-def _self_signed(directory: Path) -> tuple[Path, Path]:
-    key = ec.generate_private_key(ec.SECP256R1())
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "exporter")])
-    now = datetime.datetime.now(datetime.UTC)
-    cert = (
-        x509.CertificateBuilder()
-        .subject_name(name)
-        .issuer_name(name)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - datetime.timedelta(minutes=5))
-        .not_valid_after(now + datetime.timedelta(days=1))
-        .sign(key, hashes.SHA256())
-    )
-    cert_path, key_path = directory / "tls.crt", directory / "tls.key"
-    cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
-    key_path.write_bytes(
-        key.private_bytes(
-            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
-        )
-    )
-    return cert_path, key_path
-
-
 @pytest.fixture
 def exporter(tmp_path: Path) -> Iterator[Callable[..., str]]:
     """Start ``--demo`` with an optional web config; yields a starter returning the address."""
@@ -161,7 +133,7 @@ def test_healthcheck_plain_http(exporter: Callable[..., str]) -> None:
 
 
 def test_healthcheck_with_tls_and_basic_auth(exporter: Callable[..., str], tmp_path: Path) -> None:
-    cert, key = _self_signed(tmp_path)
+    cert, key = self_signed(tmp_path)
     hashed = bcrypt.hashpw(b"scrape-password", bcrypt.gensalt(rounds=4)).decode()
     address = exporter(
         f"tls_server_config:\n  cert_file: {cert}\n  key_file: {key}\n"

@@ -26,6 +26,7 @@ from prometheus_client import CollectorRegistry, generate_latest
 
 from exporter.web.landing import LandingConfig
 from exporter.web.server import Limits, WebServer, WebSources
+from tests._tls import self_signed
 
 REPO = Path(__file__).resolve().parents[2]
 BIG = b"stream_online 1\n" * 1_250_000  # 20 MB: far more than any socket buffer holds
@@ -272,30 +273,10 @@ def _await(check: Callable[[], bool], timeout: float = 3.0) -> bool:
 
 def test_a_silent_tls_client_is_cut_at_the_handshake_deadline(tmp_path):
     """A client that connects to the TLS port and never says hello holds nothing for long."""
-    import datetime as dt
-
-    from cryptography import x509
-    from cryptography.hazmat.primitives import hashes, serialization
-    from cryptography.hazmat.primitives.asymmetric import ec
-    from cryptography.x509.oid import NameOID
-
     from exporter.web.webconfig import load_web_config
 
-    key = ec.generate_private_key(ec.SECP256R1())
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "localhost")])
-    now = dt.datetime.now(dt.UTC)
-    cert = (
-        x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())
-        .serial_number(1).not_valid_before(now).not_valid_after(now + dt.timedelta(days=1))
-        .sign(key, hashes.SHA256())
-    )  # fmt: skip
-    (tmp_path / "c.pem").write_bytes(cert.public_bytes(serialization.Encoding.PEM))
-    (tmp_path / "k.pem").write_bytes(
-        key.private_bytes(
-            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
-        )
-    )
-    (tmp_path / "web.yml").write_text("tls_server_config:\n  cert_file: c.pem\n  key_file: k.pem\n")
+    self_signed(tmp_path)
+    (tmp_path / "web.yml").write_text("tls_server_config:\n  cert_file: cert.pem\n  key_file: key.pem\n")
     web = WebServer(
         "127.0.0.1:0",
         sources=sources(),
