@@ -22,7 +22,8 @@ from exporter.credentials.renewing import RENEW_BEFORE, RETRY_FIRST
 from exporter.redaction import SECRETS
 
 
-def _cvm(http, clock, metadata_url, refreshes=None) -> RenewingProvider:
+async def _cvm(http, clock, metadata_url, refreshes=None) -> RenewingProvider:
+    """A ``cvm_role`` provider after its first fetch, with no background task (tests call step())."""
     provider = build_provider(
         CredentialSettings(source="cvm_role", metadata_endpoint=metadata_url),
         account="acct",
@@ -32,6 +33,7 @@ def _cvm(http, clock, metadata_url, refreshes=None) -> RenewingProvider:
         on_refresh=None if refreshes is None else lambda *a: refreshes.append(a),
     )
     assert isinstance(provider, RenewingProvider)
+    await provider.start(background=False)
     return provider
 
 
@@ -42,8 +44,7 @@ class TestTemporaryCredentials:
         refreshes: list[tuple[str, str, float | None]] = []
 
         async def main(http):
-            provider = _cvm(http, clock, metadata_url, refreshes)
-            await provider.start(background=False)
+            provider = await _cvm(http, clock, metadata_url, refreshes)
             first, first_expiry = provider.current(), provider.expiry
             assert first_expiry is not None
             clock.now = first_expiry - RENEW_BEFORE - 1
@@ -71,8 +72,7 @@ class TestTemporaryCredentials:
         refreshes: list[tuple[str, str, float | None]] = []
 
         async def main(http):
-            provider = _cvm(http, clock, metadata_url, refreshes)
-            await provider.start(background=False)
+            provider = await _cvm(http, clock, metadata_url, refreshes)
             first, expiry = provider.current(), provider.expiry
             assert expiry is not None
             identity.set_instance_role(None)  # the role is detached: renewals fail
@@ -105,8 +105,7 @@ class TestTemporaryCredentials:
         identity.set_instance_role("r")
 
         async def main(http):
-            provider = _cvm(http, clock, metadata_url)
-            await provider.start(background=False)
+            provider = await _cvm(http, clock, metadata_url)
             identity.set_instance_role(None)
             assert provider.expiry is not None
             clock.now = provider.expiry
