@@ -25,6 +25,7 @@ from exporter.parse import (
     parse_snapshot_cached,
 )
 from exporter.tencent.errors import ApiError, BadResponse, PollError, Throttled
+from tests._replies import synthetic_reply
 
 FIXTURES = Path(__file__).parent / "fixtures"
 VENDOR_EXAMPLE = "describe_backup_stream_list_vendor_example.json"
@@ -827,33 +828,10 @@ class TestCachedParseProperties:
             cache = new_cache
 
 
-def _synthetic(streams: int) -> bytes:
-    groups = [
-        {
-            "StreamName": f"stream-{i:06d}",
-            "OptimalEnable": i % 2,
-            "HostGroupName": "g",
-            "BackupList": [
-                {
-                    "DomainName": "push.example.com",
-                    "AppName": "live",
-                    "PublishTime": f"2024-05-{1 + i % 28:02d}T{i % 24:02d}:{i % 60:02d}:{(i * 7) % 60:02d}Z",
-                    "UpstreamSequence": str(10**17 + 2 * i + k),
-                    "SourceFrom": "直推流",
-                    "MasterFlag": int(k == 0),
-                }
-                for k in range(2)
-            ],
-        }
-        for i in range(streams)
-    ]
-    return orjson.dumps({"Response": {"RequestId": "r", "StreamInfoList": groups}})
-
-
 class TestScale:
     def test_20k_streams_parse_in_reasonable_time(self) -> None:
         # A loose ceiling (prints the same-run json.loads baseline); the real bar is below 3x.
-        body = _synthetic(20_000)
+        body = synthetic_reply(20_000)
         start = time.perf_counter()
         json.loads(body)
         baseline = time.perf_counter() - start

@@ -11,38 +11,15 @@ import tracemalloc
 from collections.abc import AsyncIterator
 
 import httpx
-import orjson
 
 from exporter.credentials import Credential, Secret, StaticCredentials
 from exporter.parse import parse_snapshot
 from exporter.tencent.client import TencentClient
-
-
-def _reply(streams: int) -> bytes:
-    groups = [
-        {
-            "StreamName": f"stream-{i:06d}",
-            "OptimalEnable": 1,
-            "HostGroupName": "hg",
-            "BackupList": [
-                {
-                    "DomainName": "push.example.com",
-                    "AppName": "live",
-                    "PublishTime": f"2024-05-01T10:{i % 60:02d}:{k:02d}Z",
-                    "UpstreamSequence": str(10**17 + 2 * i + k),
-                    "SourceFrom": "直推流",
-                    "MasterFlag": int(k == 0),
-                }
-                for k in range(2)
-            ],
-        }
-        for i in range(streams)
-    ]
-    return orjson.dumps({"Response": {"RequestId": "r", "StreamInfoList": groups}})
+from tests._replies import synthetic_reply
 
 
 def test_read_and_parse_peak_under_three_times_the_body() -> None:
-    body = _reply(5000)
+    body = synthetic_reply(5000)
 
     def handler(request: httpx.Request) -> httpx.Response:
         async def chunks() -> AsyncIterator[bytes]:
