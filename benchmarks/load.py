@@ -40,6 +40,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -129,6 +130,18 @@ async def wait_ready(
     raise RuntimeError(f"exporter not ready within {timeout:.0f} s")
 
 
+async def paced(interval: float, offset: float, until: float) -> AsyncIterator[None]:
+    """One turn every ``interval`` seconds from ``offset`` on (0: back to back), until ``until``."""
+    next_at = time.monotonic() + offset
+    while True:
+        if interval > 0:
+            await asyncio.sleep(max(0.0, next_at - time.monotonic()))
+            next_at += interval
+        if time.monotonic() >= until:
+            return
+        yield
+
+
 async def scraper(
     client: httpx.AsyncClient,
     url: str,
@@ -143,13 +156,7 @@ async def scraper(
 
     The body is read raw (not inflated) unless it is verified, in the inflater process.
     """
-    next_at = time.monotonic() + offset
-    while True:
-        if interval > 0:
-            await asyncio.sleep(max(0.0, next_at - time.monotonic()))
-            next_at += interval
-        if time.monotonic() >= until:
-            return
+    async for _ in paced(interval, offset, until):
         tally.started += 1
         verify = tally.started % verify_every == 1 or verify_every == 1
         started = time.perf_counter()
@@ -180,13 +187,7 @@ async def plain_scraper(
 ) -> None:
     """Plain scrapes (no gzip), as a person with curl or an old collector does: the exporter
     streams the text chunked while inflating it; this reader keeps only the tail it checks."""
-    next_at = time.monotonic() + offset
-    while True:
-        if interval > 0:
-            await asyncio.sleep(max(0.0, next_at - time.monotonic()))
-            next_at += interval
-        if time.monotonic() >= until:
-            return
+    async for _ in paced(interval, offset, until):
         started = time.perf_counter()
         size, kept, last = 0, 0, collections.deque[bytes]()
         try:
