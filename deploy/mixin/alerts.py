@@ -13,6 +13,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
+from .recording import expected_offline
 from .settings import MixinConfig
 
 __all__ = ["alert_groups", "seconds"]
@@ -66,15 +67,7 @@ def _stream_alerts(c: MixinConfig) -> list[dict[str, Any]]:
             # cannot know which one it is pushed to), so "offline" means online in none of them.
             # A region not polling (or not polled yet since a start) is unknown, not offline:
             # TencentLiveRegionPollingDown pages for it instead.
-            expr=f"""
-max by (account, stream) (tencent_live_stream_expected{s} == 1)
-unless on (account, stream)
-max by (account, stream) (tencent_live_stream_online{s} == 1)
-unless on (account, stream)
-max by (account, stream) (
-  tencent_live_stream_expected{s} == 1 and on (account, region) tencent_live_up{s} == 0
-)
-""",
+            expr=f"\n{expected_offline(s)}\n",
             hold=t.expected_offline_for,
             page=True,
             summary="Expected stream {{ $labels.stream }} is off air",

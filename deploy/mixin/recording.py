@@ -8,11 +8,27 @@ account's API budget). Names follow ``level:metric:operations``.
 
 from __future__ import annotations
 
+import textwrap
 from typing import Any
 
 from .settings import MixinConfig
 
-__all__ = ["recording_groups"]
+__all__ = ["expected_offline", "recording_groups"]
+
+
+def expected_offline(s: str) -> str:
+    """Expected streams online in none of their account's regions, every region of which polls
+    (one not polling is unknown, not offline): TencentLiveExpectedStreamOffline's condition and
+    the recorded count's. ``s``: the selector, braces included."""
+    return (
+        f"max by (account, stream) (tencent_live_stream_expected{s} == 1)\n"
+        "unless on (account, stream)\n"
+        f"max by (account, stream) (tencent_live_stream_online{s} == 1)\n"
+        "unless on (account, stream)\n"
+        "max by (account, stream) (\n"
+        f"  tencent_live_stream_expected{s} == 1 and on (account, region) tencent_live_up{s} == 0\n"
+        ")"
+    )
 
 
 def _rule(record: str, expr: str) -> dict[str, Any]:
@@ -54,19 +70,8 @@ def recording_groups(config: MixinConfig) -> list[dict[str, Any]]:
         _rule(
             "account:tencent_live_expected_streams_offline:count",
             # Same condition as TencentLiveExpectedStreamOffline, without its `for:`; 0 when none.
-            f"""
-count by (account) (
-  max by (account, stream) (tencent_live_stream_expected{s} == 1)
-  unless on (account, stream)
-  max by (account, stream) (tencent_live_stream_online{s} == 1)
-  unless on (account, stream)
-  max by (account, stream) (
-    tencent_live_stream_expected{s} == 1 and on (account, region) tencent_live_up{s} == 0
-  )
-)
-or
-max by (account) (tencent_live_stream_expected{s}) * 0
-""",
+            f"\ncount by (account) (\n{textwrap.indent(expected_offline(s), '  ')}\n)\nor\n"
+            f"max by (account) (tencent_live_stream_expected{s}) * 0\n",
         )
     )
     api = [
