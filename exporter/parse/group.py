@@ -106,15 +106,7 @@ def read_group(group: Any, admit: Callable[[str], bool] | None, times: dict[str,
         if optimal is not None:
             reasons.append(Anomaly.MISTYPED_FIELD)
         optimal = None
-    host_group = group.get("HostGroupName")
-    if type(host_group) is not str:
-        if host_group is not None:
-            reasons.append(Anomaly.MISTYPED_FIELD)
-        host_group = ""
-    elif len(host_group) > MAX_FIELD_CHARS:
-        host_group = host_group[:MAX_FIELD_CHARS]
-        reasons.append(Anomaly.LONG_FIELD)
-    stream = Stream(name, sys.intern(host_group), optimal, publishers)
+    stream = Stream(name, _text(group.get("HostGroupName"), reasons), optimal, publishers)
     return Odd(name, stream, tuple(reasons)) if reasons else stream
 
 
@@ -164,8 +156,11 @@ def _publishers(
 
 
 def _text(value: Any, reasons: list[Anomaly]) -> str:
-    # Interned: domain, app and source take a few values fleet-wide, so every publisher shares
-    # one copy instead of holding its own (interned strings are still freed when unused).
+    """A string field that becomes a label value: ``""`` when null or mistyped, cut when long.
+
+    Interned: host group, domain, app and source take a few values fleet-wide, so every stream
+    and publisher shares one copy instead of holding its own (still freed when unused).
+    """
     if type(value) is str:
         if len(value) <= MAX_FIELD_CHARS:
             return sys.intern(value)
