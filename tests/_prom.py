@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from prometheus_client.parser import text_string_to_metric_families
 
-__all__ = ["Samples", "exported_names", "family_names", "sample_names", "samples", "value"]
+__all__ = ["Samples", "exported_names", "family_names", "sample_names", "samples", "select", "value"]
 
 Samples = dict[tuple[str, frozenset[tuple[str, str]]], float]
 
@@ -28,6 +28,12 @@ def samples(body: bytes | str) -> Samples:
 def value(body: bytes | str, name: str, **labels: str) -> float | None:
     """The value of the series ``name{labels}`` (exactly those labels), None when absent."""
     return samples(body).get((name, frozenset(labels.items())))
+
+
+def select(body: bytes | str, name: str, **labels: str) -> list[float]:
+    """The values of every series ``name`` whose labels include ``labels``."""
+    want = labels.items()
+    return [v for (n, label_set), v in samples(body).items() if n == name and want <= dict(label_set).items()]
 
 
 def sample_names(body: bytes | str) -> set[str]:

@@ -34,6 +34,8 @@ from typing import Any, TypeVar
 import pytest
 import yaml
 
+from tests._prom import select
+
 REPO = Path(__file__).resolve().parents[2]
 DEPLOY = REPO / "deploy"
 DASHBOARDS = REPO / "dashboards"
@@ -337,12 +339,7 @@ def _query(prometheus: str, expr: str) -> list[dict[str, Any]]:
 
 def _metric_value(exporter: str, name: str, **labels: str) -> float | None:
     _, body = _get(f"{exporter}/metrics")
-    for line in body.decode().splitlines():
-        if not line.startswith(name + "{"):
-            continue
-        if all(f'{k}="{v}"' in line for k, v in labels.items()):
-            return float(line.rsplit(" ", 1)[1])
-    return None
+    return next(iter(select(body, name, **labels)), None)
 
 
 @pytest.fixture(scope="module")
