@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from .grafana import Dashboard, Panel, Target, Variable
 from .health import health_dashboard
-from .panels import AR, REC, A, per_region, stat, table, timeseries, with_job
+from .panels import AR, REC, A, dashboard, per_region, stat, table, timeseries, with_job
 from .settings import MixinConfig
 
 __all__ = ["dashboards"]
@@ -20,6 +20,11 @@ def _label_regex(label: str) -> str:
     return f'/{label}="([^"]+)"/'
 
 
+def _online_picker(name: str, label: str, query: str) -> Variable:
+    """A single-value picker of one label out of a query_result() of streams online now."""
+    return Variable(name=name, label=label, query=query, regex=_label_regex(name), multi=False)
+
+
 def _green_red(limit: float) -> tuple[tuple[float, str], ...]:
     return ((0.0, "green"), (limit, "red"))
 
@@ -28,13 +33,11 @@ def _fleet(c: MixinConfig) -> Dashboard:
     raw = with_job(c, AR)
     everywhere = with_job(c)
     in_account = with_job(c, A)
-    return Dashboard(
-        uid=f"{c.dashboards.uid_prefix}-fleet",
+    return dashboard(
+        c,
+        "fleet",
         title="Tencent Live / Fleet overview",
         description="Master/backup push streams across accounts and regions.",
-        filename="tencent-live-fleet.json",
-        tags=c.dashboards.tags,
-        refresh=c.dashboards.refresh,
         variables=(
             Variable(
                 name="account",
@@ -165,37 +168,27 @@ def _stream(c: MixinConfig) -> Dashboard:
             expr=f"increase(tencent_live_stream_{counter}_total{{{s}}}[$__rate_interval])", legend=legend
         )
 
-    return Dashboard(
-        uid=f"{c.dashboards.uid_prefix}-stream",
+    return dashboard(
+        c,
+        "stream",
         title="Tencent Live / Stream",
         description="One stream: publishers, master over time, switchovers.",
-        filename="tencent-live-stream.json",
-        tags=c.dashboards.tags,
-        refresh=c.dashboards.refresh,
         variables=(
             # Every picker offers only what has a stream online now, so the dashboard opens on a
             # live stream, not on a dropped one kept for stream_retention or an expected name
             # never seen (open those with the URL's var-stream=).
-            Variable(
-                name="account",
-                label="Account",
-                query=f"query_result(count by (account) (tencent_live_stream_online{{{everywhere}}} == 1))",
-                regex=_label_regex("account"),
-                multi=False,
+            _online_picker(
+                "account",
+                "Account",
+                f"query_result(count by (account) (tencent_live_stream_online{{{everywhere}}} == 1))",
             ),
-            Variable(
-                name="region",
-                label="Region",
-                query=f"query_result(count by (region) (tencent_live_stream_online{{{in_account}}} == 1))",
-                regex=_label_regex("region"),
-                multi=False,
+            _online_picker(
+                "region",
+                "Region",
+                f"query_result(count by (region) (tencent_live_stream_online{{{in_account}}} == 1))",
             ),
-            Variable(
-                name="stream",
-                label="Stream (online)",
-                query=f"query_result(tencent_live_stream_online{{{in_region}}} == 1)",
-                regex=_label_regex("stream"),
-                multi=False,
+            _online_picker(
+                "stream", "Stream (online)", f"query_result(tencent_live_stream_online{{{in_region}}} == 1)"
             ),
         ),
         panels=(

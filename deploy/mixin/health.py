@@ -9,7 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 from .grafana import Dashboard, Panel, Target, Variable
-from .panels import AR, REC, A, per_region, table, timeseries, with_job
+from .panels import AR, REC, A, dashboard, per_region, table, timeseries, with_job
 from .settings import MixinConfig
 
 __all__ = ["health_dashboard"]
@@ -31,13 +31,11 @@ def health_dashboard(c: MixinConfig) -> Dashboard:
             title=title, description=description, kind=kind, width=12, height=5, targets=targets, **extra
         )
 
-    return Dashboard(
-        uid=f"{c.dashboards.uid_prefix}-exporter-health",
+    return dashboard(
+        c,
+        "exporter-health",
         title="Tencent Live / Exporter health",
         description="Is the exporter polling, what does the API answer, how is the rate budget used.",
-        filename="tencent-live-exporter-health.json",
-        tags=c.dashboards.tags,
-        refresh=c.dashboards.refresh,
         variables=(
             Variable(name="account", label="Account", query=f"label_values(tencent_live_up{sel()}, account)"),
             Variable(name="region", label="Region", query=f"label_values(tencent_live_up{sel(A)}, region)"),

@@ -9,10 +9,21 @@ from __future__ import annotations
 
 from typing import Any
 
-from .grafana import Panel, Target
+from .grafana import Dashboard, Panel, Target, Variable
 from .settings import MixinConfig
 
-__all__ = ["AR", "PER_REGION", "REC", "A", "per_region", "stat", "table", "timeseries", "with_job"]
+__all__ = [
+    "AR",
+    "PER_REGION",
+    "REC",
+    "A",
+    "dashboard",
+    "per_region",
+    "stat",
+    "table",
+    "timeseries",
+    "with_job",
+]
 
 REC = "account_region:tencent_live_"
 # Matchers of the multi-select dashboards' variables (recorded series carry no job).
@@ -56,4 +67,26 @@ def table(title: str, description: str, expr: str, **extra: Any) -> Panel:
         kind="table",
         targets=(Target(expr=expr, instant=True),),
         **extra,
+    )
+
+
+def dashboard(
+    config: MixinConfig,
+    slug: str,
+    *,
+    title: str,
+    description: str,
+    variables: tuple[Variable, ...],
+    panels: tuple[Panel, ...],
+) -> Dashboard:
+    """``tencent-live-<slug>.json``, uid ``<uid_prefix>-<slug>``, with the configured tags and refresh."""
+    return Dashboard(
+        uid=f"{config.dashboards.uid_prefix}-{slug}",
+        title=title,
+        description=description,
+        filename=f"tencent-live-{slug}.json",
+        tags=config.dashboards.tags,
+        refresh=config.dashboards.refresh,
+        variables=variables,
+        panels=panels,
     )
