@@ -17,6 +17,7 @@ from structlog.testing import capture_logs
 
 from exporter.cli import build_pipeline, parse_flags, reloader_for
 from exporter.config import load_config
+from exporter.flags import Flags
 from exporter.model import RegionKey
 from exporter.pipeline import Pipeline
 from exporter.reload import Reloader
@@ -71,8 +72,10 @@ async def reloading(
     async with httpx.AsyncClient(transport=mock_transport(sim or Simulator(env.world))) as http:
         pipeline = build_pipeline(load_config(env.path), http, env={}, process_metrics=False, **options)
         await (pipeline.start() if start else pipeline.open())
+        flags = parse_flags(["--config.file", str(env.path)])
+        assert isinstance(flags, Flags)
         try:
-            yield pipeline, reloader_for(parse_flags(["--config.file", str(env.path)]), pipeline, demo=False)
+            yield pipeline, reloader_for(flags, pipeline, demo=False)
         finally:
             await pipeline.stop()
 
