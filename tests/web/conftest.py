@@ -46,9 +46,26 @@ def make_sources(
 
 
 @pytest.fixture
-def serve() -> Iterator[Callable[..., WebServer]]:
-    """Start ``WebServer``s on 127.0.0.1:0; all are stopped at teardown."""
+def serve_many() -> Iterator[Callable[..., WebServer]]:
+    """Start ``WebServer``s on several addresses and/or inherited sockets; stopped at teardown."""
     started: list[WebServer] = []
+
+    def start(listen: str | Sequence[str], **kwargs: Any) -> WebServer:
+        kwargs.setdefault("sources", make_sources())
+        kwargs.setdefault("landing", LandingConfig(version="9.9.9"))
+        server = WebServer(listen, **kwargs)
+        server.start()
+        started.append(server)
+        return server
+
+    yield start
+    for server in started:
+        server.stop()
+
+
+@pytest.fixture
+def serve(serve_many: Callable[..., WebServer]) -> Callable[..., WebServer]:
+    """Start a ``WebServer`` on 127.0.0.1:0 (by default); all are stopped at teardown."""
 
     def start(
         sources: WebSources | None = None,
@@ -60,7 +77,7 @@ def serve() -> Iterator[Callable[..., WebServer]]:
         clock: Callable[[], float] | None = None,
     ) -> WebServer:
         extra = {"clock": clock} if clock is not None else {}
-        server = WebServer(
+        return serve_many(
             listen,
             telemetry_path=telemetry_path,
             sources=sources or make_sources(),
@@ -68,31 +85,8 @@ def serve() -> Iterator[Callable[..., WebServer]]:
             web_config=web_config,
             **extra,
         )
-        server.start()
-        started.append(server)
-        return server
 
-    yield start
-    for server in started:
-        server.stop()
-
-
-@pytest.fixture
-def serve_many() -> Iterator[Callable[..., WebServer]]:
-    """Start ``WebServer``s on several addresses and/or inherited sockets; stopped at teardown."""
-    started: list[WebServer] = []
-
-    def start(listen: Sequence[str], **kwargs: Any) -> WebServer:
-        kwargs.setdefault("sources", make_sources())
-        kwargs.setdefault("landing", LandingConfig(version="9.9.9"))
-        server = WebServer(listen, **kwargs)
-        server.start()
-        started.append(server)
-        return server
-
-    yield start
-    for server in started:
-        server.stop()
+    return start
 
 
 def bcrypt_hash(password: str, cost: int = 4) -> str:
