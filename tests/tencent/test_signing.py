@@ -9,6 +9,7 @@ from __future__ import annotations
 import time
 from collections.abc import Iterator
 from datetime import UTC, datetime
+from typing import Any
 
 import orjson
 import pytest
@@ -55,6 +56,21 @@ def _credential(token: str | None) -> Credential:
     return Credential(SECRET_ID, Secret(SECRET_KEY), Secret(token) if token is not None else None)
 
 
+def _headers(**overrides: Any) -> dict[str, str]:
+    """``tc3_headers`` of an empty DescribeBackupStreamList in ap-guangzhou, with ``overrides``."""
+    args: dict[str, Any] = {
+        "credential": _credential(None),
+        "host": HOST,
+        "service": "live",
+        "action": ACTION,
+        "version": VERSION,
+        "region": "ap-guangzhou",
+        "payload": b"{}",
+        "timestamp": TIMESTAMP,
+    }
+    return tc3_headers(**(args | overrides))
+
+
 def _sdk_client(region: str, token: str | None) -> LiveClient:
     profile = ClientProfile(signMethod="TC3-HMAC-SHA256", httpProfile=HttpProfile(endpoint=HOST))
     return LiveClient(SdkCredential(SECRET_ID, SECRET_KEY, token), region, profile)
@@ -98,16 +114,7 @@ class TestAgainstOfficialSdk:
     def test_signature_equals_sdk_for_our_wire_format(self, params: dict[str, str], timestamp: int) -> None:
         # What we actually send: compact raw-UTF-8 JSON and "application/json; charset=utf-8".
         payload = orjson.dumps(params)
-        ours = tc3_headers(
-            credential=_credential(None),
-            host=HOST,
-            service="live",
-            action=ACTION,
-            version=VERSION,
-            region="ap-guangzhou",
-            payload=payload,
-            timestamp=timestamp,
-        )
+        ours = _headers(payload=payload, timestamp=timestamp)
         request = RequestInternal(HOST, "POST", "/", header=dict(ours), data=payload)
         date = datetime.fromtimestamp(timestamp, UTC).strftime("%Y-%m-%d")
         expected = AbstractClient._get_tc3_signature(
@@ -133,20 +140,6 @@ class TestAgainstOfficialSdk:
 class TestCanFail:
     """The comparison above is only worth something if a wrong input changes the result."""
 
-    def _headers(self, **overrides: object) -> dict[str, str]:
-        args: dict[str, object] = {
-            "credential": _credential(None),
-            "host": HOST,
-            "service": "live",
-            "action": ACTION,
-            "version": VERSION,
-            "region": "ap-guangzhou",
-            "payload": b"{}",
-            "timestamp": TIMESTAMP,
-        }
-        args.update(overrides)
-        return tc3_headers(**args)  # type: ignore[arg-type]
-
     @pytest.mark.parametrize(
         "override",
         [
@@ -159,11 +152,11 @@ class TestCanFail:
         ],
     )
     def test_any_signed_input_changes_the_signature(self, override: dict[str, object]) -> None:
-        assert self._headers(**override)["Authorization"] != self._headers()["Authorization"]
+        assert _headers(**override)["Authorization"] != _headers()["Authorization"]
 
     def test_sdk_disagrees_on_a_wrong_key(self) -> None:
         sdk = _sdk_request("ap-guangzhou", {}, None, TIMESTAMP)
-        ours = self._headers(
+        ours = _headers(
             credential=Credential(SECRET_ID, Secret("not-the-key")),
             payload=sdk.data.encode(),
             content_type=sdk.header["Content-Type"],
@@ -172,9 +165,9 @@ class TestCanFail:
 
     def test_region_and_token_are_not_signed(self) -> None:
         # As in the SDK: only content-type and host are signed headers.
-        base = self._headers()["Authorization"]
-        assert self._headers(region="ap-hongkong")["Authorization"] == base
-        assert self._headers(credential=_credential(TOKEN))["Authorization"] == base
+        base = _headers()["Authorization"]
+        assert _headers(region="ap-hongkong")["Authorization"] == base
+        assert _headers(credential=_credential(TOKEN))["Authorization"] == base
 
 
 class TestPieces:
@@ -195,16 +188,7 @@ class TestPieces:
         assert signing_date(TIMESTAMP) == "2018-06-29"  # 2018-06-30 03:00 in Beijing
         assert signing_date(1704067199) == "2023-12-31"
         assert signing_date(1704067200) == "2024-01-01"
-        headers = tc3_headers(
-            credential=_credential(None),
-            host=HOST,
-            service="live",
-            action=ACTION,
-            version=VERSION,
-            region="ap-beijing",
-            payload=b"{}",
-            timestamp=TIMESTAMP,
-        )
+        headers = _headers(region="ap-beijing")
         assert "/2018-06-29/live/tc3_request," in headers["Authorization"]
 
     def test_canonical_request_layout(self) -> None:
@@ -217,17 +201,8 @@ class TestPieces:
         )
 
     def test_token_header_only_with_token(self) -> None:
-        common = {
-            "host": HOST,
-            "service": "live",
-            "action": ACTION,
-            "version": VERSION,
-            "region": "ap-shanghai",
-            "payload": b"{}",
-            "timestamp": TIMESTAMP,
-        }
-        assert "X-TC-Token" not in tc3_headers(credential=_credential(None), **common)  # type: ignore[arg-type]
-        with_token = tc3_headers(credential=_credential(TOKEN), **common)  # type: ignore[arg-type]
+        assert "X-TC-Token" not in _headers(region="ap-shanghai")
+        with_token = _headers(region="ap-shanghai", credential=_credential(TOKEN))
         assert with_token["X-TC-Token"] == TOKEN
         assert with_token["X-TC-Action"] == ACTION and with_token["X-TC-Version"] == VERSION
         assert with_token["X-TC-Timestamp"] == str(TIMESTAMP)
@@ -239,16 +214,7 @@ class TestVerifierSide:
 
     def test_recompute_from_received_headers(self) -> None:
         payload = orjson.dumps({"StreamName": "直播"})
-        sent = tc3_headers(
-            credential=_credential(TOKEN),
-            host="127.0.0.1:8080",
-            service="live",
-            action=ACTION,
-            version=VERSION,
-            region="ap-guangzhou",
-            payload=payload,
-            timestamp=TIMESTAMP,
-        )
+        sent = _headers(credential=_credential(TOKEN), host="127.0.0.1:8080", payload=payload)
         received = {name.lower(): value for name, value in sent.items()}  # servers lowercase names
         auth = parse_authorization(received["authorization"])
         assert auth == ParsedAuthorization(
