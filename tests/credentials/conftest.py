@@ -5,7 +5,7 @@ loopback, a settable clock shared by the simulator and the provider, and a runne
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Coroutine, Iterator
+from collections.abc import Callable, Coroutine, Iterator, MutableMapping
 from typing import Any, TypeVar
 
 import httpx
@@ -89,7 +89,7 @@ def _fresh_redactor() -> Iterator[None]:
 
 
 @pytest.fixture
-def logs() -> Iterator[list[dict[str, Any]]]:
+def logs() -> Iterator[list[MutableMapping[str, Any]]]:
     with structlog.testing.capture_logs() as captured:
         yield captured
 

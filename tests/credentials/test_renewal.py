@@ -138,7 +138,7 @@ class TestTemporaryCredentials:
                 http=http,
                 clock=clock,
             )
-            await provider.start(background=False)
+            await provider.start(background=False)  # type: ignore[call-arg]
             before = provider.current()
             a, b = await asyncio.gather(provider.renew(), provider.renew())
             return before, a, b

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import time
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -29,7 +30,7 @@ def _provider(settings, http, clock, env=None, on_refresh=None):
     )
 
 
-async def _live_call(http: httpx.AsyncClient, url: str, credential: Credential, clock) -> dict:
+async def _live_call(http: httpx.AsyncClient, url: str, credential: Credential, clock) -> Any:
     """One DescribeBackupStreamList signed with ``credential``: does the Live API accept it?"""
     host = url.removeprefix("http://")
     headers = tc3_headers(

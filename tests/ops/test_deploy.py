@@ -134,7 +134,7 @@ def _container_path(service: dict[str, Any], target: str) -> Path:
     for volume in service["volumes"]:
         source, mount = volume.split(":")[:2]
         if target == mount or target.startswith(mount + "/"):
-            return DEPLOY / source / target[len(mount) :].lstrip("/")
+            return DEPLOY / source / target[len(mount) :].lstrip("/")  # type: ignore[no-any-return]
     raise AssertionError(f"{target} is not mounted")
 
 

@@ -376,7 +376,7 @@ def driven(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Driven]:
             # each handover must be seen by a poll before the next one, or two collapse into one
             _await(
                 f"switchover {flap} seen by the exporter",
-                lambda n=flap: (
+                lambda n=flap: (  # type: ignore[misc]
                     _metric_value(exporter, "tencent_live_stream_switchovers_total", stream=streams["flap"])
                     == n
                 ),

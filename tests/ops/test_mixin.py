@@ -265,7 +265,7 @@ def test_stream_picker_offers_only_online_streams() -> None:
     for var in model["templating"]["list"]:
         if var["type"] == "query":
             assert "tencent_live_stream_online" in var["query"] and "== 1" in var["query"], var["name"]
-            assert re.search(var["regex"].strip("/"), f'{{{var["name"]}="x-1"}} 3').group(1) == "x-1"
+            assert re.search(var["regex"].strip("/"), f'{{{var["name"]}="x-1"}} 3').group(1) == "x-1"  # type: ignore[union-attr]
 
 
 def test_dashboard_uids_and_tags_follow_the_settings(tmp_path: Path) -> None:

@@ -20,6 +20,7 @@ import sys
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from prometheus_client import CollectorRegistry, generate_latest
@@ -45,7 +46,7 @@ def sources(body: bytes = b"up 1\n") -> WebSources:
 def server() -> Iterator[Callable[..., WebServer]]:
     started: list[WebServer] = []
 
-    def start(body: bytes = b"up 1\n", **limits: float) -> WebServer:
+    def start(body: bytes = b"up 1\n", **limits: Any) -> WebServer:
         web = WebServer(
             "127.0.0.1:0", sources=sources(body), landing=LandingConfig(), limits=Limits(**limits)
         )

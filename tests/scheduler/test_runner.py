@@ -30,7 +30,7 @@ async def until(condition: Callable[[], bool], timeout: float = 10.0) -> None:
 
 def master(r, name: str) -> str:  # type: ignore[no-untyped-def]
     stream = r.world.stream(GZ, name)
-    return next(p.upstream_sequence for p in stream.publishers if p.master)
+    return next(p.upstream_sequence for p in stream.publishers if p.master)  # type: ignore[no-any-return]
 
 
 class TestDetection:

@@ -8,6 +8,7 @@ import json
 import socket
 import threading
 import time
+from typing import Any
 
 import httpx
 import pytest
@@ -25,7 +26,7 @@ from exporter.web.server import (
 PLAIN = b"demo_up 1\n" * 200
 
 
-def raw_get(url: str, accept_encoding: str) -> httpx.Response:
+def raw_get(url: str, accept_encoding: str) -> Any:  # an httpx.Response with .raw_body
     """GET without httpx's transparent decoding, so we see exactly what went over the wire."""
     headers = {"Accept-Encoding": accept_encoding}
     with httpx.Client() as client, client.stream("GET", url, headers=headers) as r:
