@@ -195,7 +195,7 @@ async def _serve(
 ) -> int:
     log = structlog.get_logger("exporter")
     try:
-        pipeline = build_pipeline(config)
+        pipeline = build_pipeline(config, freeze_gc=True)
     except (ValueError, OSError) as exc:  # an unusable proxy URL, an unreadable SSL_CERT_FILE
         log.error("startup_failed", reason=str(exc))
         return 1

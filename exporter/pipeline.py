@@ -26,6 +26,7 @@ from exporter import __version__
 from exporter.config import AccountConfig, Config
 from exporter.credentials import CredentialError, CredentialProvider, build_provider
 from exporter.events import EventLog
+from exporter.gcfreeze import GcFreezer
 from exporter.metrics import HealthMetrics, MetricStore, metrics_source
 from exporter.metrics.buildinfo import build_revision
 from exporter.scheduler.runner import RetryPolicy, Runner
@@ -211,6 +212,7 @@ def build_pipeline(
     providers: Mapping[str, CredentialProvider] | None = None,
     process_metrics: bool = True,
     revision: str | None = None,
+    freeze_gc: bool = False,
 ) -> Pipeline:
     """Store, health, event log, credentials, clients and the runner, wired as the daemon does.
 
@@ -221,6 +223,8 @@ def build_pipeline(
         providers: ready-made credential providers by account name (tests); the others are
             built from each account's ``credentials`` settings.
         revision: ``exporter_build_info{revision}``; detected when ``None``.
+        freeze_gc: freeze the GC's view of the heap after applies (the daemon; see
+            ``gcfreeze.py``); tests leave the collector alone.
 
     Call ``await pipeline.open()`` (credentials) before polling, or ``await pipeline.start()``.
     """
@@ -276,6 +280,7 @@ def build_pipeline(
         clock=clock,
         monotonic=monotonic,
         retry=retry,
+        after_apply=GcFreezer().after_apply if freeze_gc else None,
     )
     health.config_reloaded(True)
     _declare(store, config)

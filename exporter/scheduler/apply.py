@@ -51,6 +51,8 @@ class Applier:
             swaps it on reload).
         store, health, events: the parts it writes.
         clock: wall clock (Unix seconds) for ``taken_at``.
+        after_apply: called in the worker thread after each applied snapshot, with whether it
+            was the region's baseline (the daemon freezes the GC there: ``gcfreeze.py``).
     """
 
     def __init__(
@@ -61,8 +63,10 @@ class Applier:
         health: Health,
         events: EventSink,
         clock: Callable[[], float] = time.time,
+        after_apply: Callable[[bool], None] | None = None,
     ) -> None:
         self._store = store
+        self._after_apply = after_apply
         self._health = health
         self._events = events
         self._clock = clock
@@ -154,6 +158,8 @@ class Applier:
         self._log_cap(key)
         # Render the scrape bodies here, in the worker thread, rather than in the next scrape.
         self._store.prepare()
+        if self._after_apply is not None:
+            self._after_apply(previous is None)
         return result
 
     def _store_view(

@@ -58,6 +58,7 @@ class Runner:
         store, health, events: the parts the results go to.
         clock: wall clock (Unix seconds); monotonic: budgets, durations and deadlines.
         retry: per-request retry policy; budget_margin: jitter margin of every sliding window.
+        after_apply: see :class:`~exporter.scheduler.apply.Applier`.
 
     The daemon uses ``await start()`` / ``await stop()``; tests and ``--demo`` may drive
     ``poll_once`` or ``run_cycle`` directly, without the scheduler.
@@ -76,6 +77,7 @@ class Runner:
         retry: RetryPolicy | None = None,
         budget_margin: float = 0.05,
         rng: random.Random | None = None,
+        after_apply: Callable[[bool], None] | None = None,
     ) -> None:
         _check_clients(config, clients)
         self._health = health
@@ -83,7 +85,9 @@ class Runner:
         self._monotonic = monotonic
         self._margin = budget_margin
         self._log = structlog.get_logger("exporter.scheduler")
-        self._applier = Applier(config, store=store, health=health, events=events, clock=clock)
+        self._applier = Applier(
+            config, store=store, health=health, events=events, clock=clock, after_apply=after_apply
+        )
         self._clients: dict[str, DescribeClient] = dict(clients)
         self._budgets: dict[str, SlidingWindowBudget] = {}
         self._requester = Requester(
