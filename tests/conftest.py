@@ -8,6 +8,8 @@ a fixed seed, and no tick thread: tests change the world explicitly.
 
 from __future__ import annotations
 
+import asyncio
+import inspect
 from collections.abc import Iterator
 from typing import TYPE_CHECKING
 
@@ -22,6 +24,17 @@ SIM_SECRET_ID = "AKIDsimulatorTESTabcdefghijklmnop1234"
 SIM_SECRET_KEY = "simulator-test-secret-key-0123456789"
 SIM_SEED = 20180801
 SIM_STREAMS_PER_REGION = 3
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_pyfunc_call(pyfuncitem: pytest.Function) -> bool | None:
+    """``async def`` tests run in a fresh event loop of their own (``asyncio.run``), as the
+    daemon's ``main`` does; fixtures stay synchronous."""
+    if not inspect.iscoroutinefunction(pyfuncitem.obj):
+        return None
+    arguments = {name: pyfuncitem.funcargs[name] for name in pyfuncitem._fixtureinfo.argnames}
+    asyncio.run(pyfuncitem.obj(**arguments))
+    return True
 
 
 @pytest.fixture

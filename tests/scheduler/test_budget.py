@@ -221,29 +221,26 @@ def test_acquire_sleeps_for_the_reserved_delay() -> None:
     assert 0.0 < waits[2] <= 0.05 + 1e-2
 
 
-def test_acquire_waits_for_a_reply_and_gives_back_a_cancelled_slot() -> None:
+async def test_acquire_waits_for_a_reply_and_gives_back_a_cancelled_slot() -> None:
     budget = SlidingWindowBudget(50, margin=0.0, window=0.02)  # 1 per 20 ms
 
-    async def main() -> None:
-        first = await budget.acquire()
-        waiter = asyncio.create_task(budget.acquire())
-        await asyncio.sleep(0.06)  # far beyond the window: only the missing reply blocks it
-        assert not waiter.done()
-        budget.release(first)
-        second = await asyncio.wait_for(waiter, 1.0)
-        assert second.waited >= 0.06
-        budget.release(second)
-        # A waiter cancelled before sending leaves no trace.
-        third = await budget.acquire()
-        cancelled = asyncio.create_task(budget.acquire())
-        await asyncio.sleep(0.01)
-        cancelled.cancel()
-        budget.release(third)
-        await asyncio.sleep(0.03)
-        fourth = await asyncio.wait_for(budget.acquire(), 0.01)  # not queued behind a ghost
-        assert fourth.waited == 0.0
-
-    asyncio.run(main())
+    first = await budget.acquire()
+    waiter = asyncio.create_task(budget.acquire())
+    await asyncio.sleep(0.06)  # far beyond the window: only the missing reply blocks it
+    assert not waiter.done()
+    budget.release(first)
+    second = await asyncio.wait_for(waiter, 1.0)
+    assert second.waited >= 0.06
+    budget.release(second)
+    # A waiter cancelled before sending leaves no trace.
+    third = await budget.acquire()
+    cancelled = asyncio.create_task(budget.acquire())
+    await asyncio.sleep(0.01)
+    cancelled.cancel()
+    budget.release(third)
+    await asyncio.sleep(0.03)
+    fourth = await asyncio.wait_for(budget.acquire(), 0.01)  # not queued behind a ghost
+    assert fourth.waited == 0.0
 
 
 class TestLatency:

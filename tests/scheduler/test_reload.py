@@ -80,120 +80,103 @@ async def reloading(
             await pipeline.stop()
 
 
-def test_unchanged_regions_keep_state_new_ones_baseline_removed_ones_leave(tmp_path: Path) -> None:
+async def test_unchanged_regions_keep_state_new_ones_baseline_removed_ones_leave(tmp_path: Path) -> None:
     env = Env(tmp_path)
     env.write(config_text())
     gz, hk = RegionKey("prod", GZ), RegionKey("prod", HK)
 
-    async def main() -> None:
-        async with reloading(env, clock=Clock(), retry=FAST_RETRY) as (pipeline, reloader):
-            assert await pipeline.runner.poll_once(gz)
-            env.world.handover(GZ, "news")
-            assert await pipeline.runner.poll_once(gz)
-            handovers = {"account": "prod", "region": GZ, "reason": "handover"}
-            assert value(pipeline, "tencent_live_region_switchovers_total", **handovers) == 1
+    async with reloading(env, clock=Clock(), retry=FAST_RETRY) as (pipeline, reloader):
+        assert await pipeline.runner.poll_once(gz)
+        env.world.handover(GZ, "news")
+        assert await pipeline.runner.poll_once(gz)
+        handovers = {"account": "prod", "region": GZ, "reason": "handover"}
+        assert value(pipeline, "tencent_live_region_switchovers_total", **handovers) == 1
 
-            # Add a region, change the interval: gz keeps its state and counters.
-            env.write(config_text(regions=(GZ, HK), interval="7s"))
-            with capture_logs() as logs:
-                assert await reloader.reload()
-            assert pipeline.runner.keys == (gz, hk)
-            assert pipeline.runner.state(gz) is not None
-            assert value(pipeline, "tencent_live_region_switchovers_total", **handovers) == 1
-            assert pipeline.runner.schedules["prod"].cycle == 7.0
-            assert value(pipeline, "tencent_live_up", account="prod", region=HK) == 0
-            [line] = [e for e in logs if e["event"] == "config_reloaded"]
-            assert (line["regions_kept"], line["regions_added"], line["regions_removed"]) == (1, 1, 0)
-            assert await pipeline.runner.poll_once(hk)
-            assert pipeline.events.recent()[0]["kind"] == "switchover"  # hk's baseline added nothing
-
-            # Remove it again: every hk series leaves /metrics.
-            env.write(config_text(regions=(GZ,)))
+        # Add a region, change the interval: gz keeps its state and counters.
+        env.write(config_text(regions=(GZ, HK), interval="7s"))
+        with capture_logs() as logs:
             assert await reloader.reload()
-            body = (pipeline.store.render() + pipeline.health.render()).decode()
-            assert f'region="{HK}"' not in body
-            assert value(pipeline, "tencent_live_config_last_reload_successful") == 1
+        assert pipeline.runner.keys == (gz, hk)
+        assert pipeline.runner.state(gz) is not None
+        assert value(pipeline, "tencent_live_region_switchovers_total", **handovers) == 1
+        assert pipeline.runner.schedules["prod"].cycle == 7.0
+        assert value(pipeline, "tencent_live_up", account="prod", region=HK) == 0
+        [line] = [e for e in logs if e["event"] == "config_reloaded"]
+        assert (line["regions_kept"], line["regions_added"], line["regions_removed"]) == (1, 1, 0)
+        assert await pipeline.runner.poll_once(hk)
+        assert pipeline.events.recent()[0]["kind"] == "switchover"  # hk's baseline added nothing
 
-    asyncio.run(main())
+        # Remove it again: every hk series leaves /metrics.
+        env.write(config_text(regions=(GZ,)))
+        assert await reloader.reload()
+        body = (pipeline.store.render() + pipeline.health.render()).decode()
+        assert f'region="{HK}"' not in body
+        assert value(pipeline, "tencent_live_config_last_reload_successful") == 1
 
 
-def test_an_invalid_file_changes_nothing_and_sets_the_gauge(tmp_path: Path) -> None:
+async def test_an_invalid_file_changes_nothing_and_sets_the_gauge(tmp_path: Path) -> None:
     env = Env(tmp_path)
     env.write(config_text())
     gz = RegionKey("prod", GZ)
 
-    async def main() -> None:
-        clock = Clock(1_800_000_000.0)
-        async with reloading(env, clock=clock, retry=FAST_RETRY) as (pipeline, reloader):
-            assert await pipeline.runner.poll_once(gz)
-            assert value(pipeline, "tencent_live_config_last_reload_success_timestamp_seconds") == clock.now
-            env.write(config_text(regions=(GZ, HK)) + "unknown_key: 1\n")
-            clock.tick(60)
-            with capture_logs() as logs:
-                assert not await reloader.reload()
-            [line] = [e for e in logs if e["event"] == "reload_failed"]
-            assert "unknown_key" in line["reason"] and line["log_level"] == "error"
-            assert pipeline.runner.keys == (gz,)
-            assert value(pipeline, "tencent_live_config_last_reload_successful") == 0
-            assert (
-                value(pipeline, "tencent_live_config_last_reload_success_timestamp_seconds") == clock.now - 60
-            )
-            env.write(config_text())
-            assert await reloader.reload()
-            assert value(pipeline, "tencent_live_config_last_reload_successful") == 1
-            assert value(pipeline, "tencent_live_config_last_reload_success_timestamp_seconds") == clock.now
-
-    asyncio.run(main())
+    clock = Clock(1_800_000_000.0)
+    async with reloading(env, clock=clock, retry=FAST_RETRY) as (pipeline, reloader):
+        assert await pipeline.runner.poll_once(gz)
+        assert value(pipeline, "tencent_live_config_last_reload_success_timestamp_seconds") == clock.now
+        env.write(config_text(regions=(GZ, HK)) + "unknown_key: 1\n")
+        clock.tick(60)
+        with capture_logs() as logs:
+            assert not await reloader.reload()
+        [line] = [e for e in logs if e["event"] == "reload_failed"]
+        assert "unknown_key" in line["reason"] and line["log_level"] == "error"
+        assert pipeline.runner.keys == (gz,)
+        assert value(pipeline, "tencent_live_config_last_reload_successful") == 0
+        assert value(pipeline, "tencent_live_config_last_reload_success_timestamp_seconds") == clock.now - 60
+        env.write(config_text())
+        assert await reloader.reload()
+        assert value(pipeline, "tencent_live_config_last_reload_successful") == 1
+        assert value(pipeline, "tencent_live_config_last_reload_success_timestamp_seconds") == clock.now
 
 
-def test_changed_credentials_are_a_new_baseline(tmp_path: Path) -> None:
+async def test_changed_credentials_are_a_new_baseline(tmp_path: Path) -> None:
     env = Env(tmp_path)
     env.write(config_text())
     gz = RegionKey("prod", GZ)
 
-    async def main() -> None:
-        async with reloading(env, clock=Clock(), retry=FAST_RETRY) as (pipeline, reloader):
-            assert await pipeline.runner.poll_once(gz)
-            env.write(config_text(secret_id=OTHER_ID))
-            assert await reloader.reload()
-            assert pipeline.runner.state(gz) is None  # another key may see another account
-            assert await pipeline.runner.poll_once(gz)
-            assert pipeline.events.recent() == []  # its first poll is a baseline again
-
-    asyncio.run(main())
+    async with reloading(env, clock=Clock(), retry=FAST_RETRY) as (pipeline, reloader):
+        assert await pipeline.runner.poll_once(gz)
+        env.write(config_text(secret_id=OTHER_ID))
+        assert await reloader.reload()
+        assert pipeline.runner.state(gz) is None  # another key may see another account
+        assert await pipeline.runner.poll_once(gz)
+        assert pipeline.events.recent() == []  # its first poll is a baseline again
 
 
-def test_web_reload_entry_works_from_another_thread(tmp_path: Path) -> None:
+async def test_web_reload_entry_works_from_another_thread(tmp_path: Path) -> None:
     env = Env(tmp_path)
     env.write(config_text())
 
-    async def main() -> None:
-        async with reloading(env) as (pipeline, reloader):
-            env.write(config_text(regions=(GZ, HK)))
-            assert await asyncio.to_thread(reloader.reload_blocking)
-            assert len(pipeline.runner.keys) == 2
-
-    asyncio.run(main())
+    async with reloading(env) as (pipeline, reloader):
+        env.write(config_text(regions=(GZ, HK)))
+        assert await asyncio.to_thread(reloader.reload_blocking)
+        assert len(pipeline.runner.keys) == 2
 
 
-def test_expected_streams_are_declared_at_start_and_follow_a_reload(tmp_path: Path) -> None:
+async def test_expected_streams_are_declared_at_start_and_follow_a_reload(tmp_path: Path) -> None:
     env = Env(tmp_path)
     env.write("streams:\n  expected: [must-air]\n" + config_text())
 
-    async def main() -> None:
-        async with reloading(env) as (pipeline, reloader):
-            labels = {"account": "prod", "region": GZ}
-            # Before any poll: expected and not online, so "expected but offline" can page.
-            assert value(pipeline, "tencent_live_stream_expected", **labels, stream="must-air") == 1
-            assert value(pipeline, "tencent_live_stream_online", **labels, stream="must-air") == 0
-            env.write("streams:\n  expected: [must-air, also]\n" + config_text())
-            assert await reloader.reload()
-            assert value(pipeline, "tencent_live_stream_expected", **labels, stream="also") == 1
-
-    asyncio.run(main())
+    async with reloading(env) as (pipeline, reloader):
+        labels = {"account": "prod", "region": GZ}
+        # Before any poll: expected and not online, so "expected but offline" can page.
+        assert value(pipeline, "tencent_live_stream_expected", **labels, stream="must-air") == 1
+        assert value(pipeline, "tencent_live_stream_online", **labels, stream="must-air") == 0
+        env.write("streams:\n  expected: [must-air, also]\n" + config_text())
+        assert await reloader.reload()
+        assert value(pipeline, "tencent_live_stream_expected", **labels, stream="also") == 1
 
 
-def test_a_new_account_whose_credentials_cannot_load_changes_nothing(tmp_path: Path) -> None:
+async def test_a_new_account_whose_credentials_cannot_load_changes_nothing(tmp_path: Path) -> None:
     env = Env(tmp_path)
     env.write(config_text())
     extra = (
@@ -203,21 +186,18 @@ def test_a_new_account_whose_credentials_cannot_load_changes_nothing(tmp_path: P
         f"    regions: [{HK}]\n"
     )
 
-    async def main() -> None:
-        async with reloading(env) as (pipeline, reloader):
-            env.write(config_text() + extra)
-            with capture_logs() as logs:
-                assert not await reloader.reload()
-            [line] = [e for e in logs if e["event"] == "reload_failed"]
-            assert "staging" in line["reason"]
-            assert pipeline.runner.keys == (RegionKey("prod", GZ),)
-            assert set(pipeline.providers) == {"prod"}
-            assert value(pipeline, "tencent_live_config_last_reload_successful") == 0
-
-    asyncio.run(main())
+    async with reloading(env) as (pipeline, reloader):
+        env.write(config_text() + extra)
+        with capture_logs() as logs:
+            assert not await reloader.reload()
+        [line] = [e for e in logs if e["event"] == "reload_failed"]
+        assert "staging" in line["reason"]
+        assert pipeline.runner.keys == (RegionKey("prod", GZ),)
+        assert set(pipeline.providers) == {"prod"}
+        assert value(pipeline, "tencent_live_config_last_reload_successful") == 0
 
 
-def test_a_running_schedule_follows_the_reload(tmp_path: Path) -> None:
+async def test_a_running_schedule_follows_the_reload(tmp_path: Path) -> None:
     env = Env(tmp_path)
     env.write(config_text(regions=(GZ, HK), interval="200ms"))
     sim = Simulator(env.world)
@@ -231,14 +211,11 @@ def test_a_running_schedule_follows_the_reload(tmp_path: Path) -> None:
             assert asyncio.get_running_loop().time() < deadline, "condition not met in time"
             await asyncio.sleep(0.01)
 
-    async def main() -> None:
-        async with reloading(env, sim, start=True) as (_pipeline, reloader):
-            await until(lambda: polled(HK) >= 2 and polled(GZ) >= 2)
-            env.write(config_text(regions=(GZ,), interval="200ms"))
-            assert await reloader.reload()
-            after = polled(HK)
-            before_gz = polled(GZ)
-            await until(lambda: polled(GZ) >= before_gz + 3)  # gz keeps its schedule
-            assert polled(HK) == after  # hk's job is gone
-
-    asyncio.run(main())
+    async with reloading(env, sim, start=True) as (_pipeline, reloader):
+        await until(lambda: polled(HK) >= 2 and polled(GZ) >= 2)
+        env.write(config_text(regions=(GZ,), interval="200ms"))
+        assert await reloader.reload()
+        after = polled(HK)
+        before_gz = polled(GZ)
+        await until(lambda: polled(GZ) >= before_gz + 3)  # gz keeps its schedule
+        assert polled(HK) == after  # hk's job is gone

@@ -142,88 +142,79 @@ KEY = RegionKey("acct-a", "ap-guangzhou")
 
 
 class TestDetectionOverHttp:
-    def test_baseline_then_switchover_counted(self, server: SimulatorServer) -> None:
+    async def test_baseline_then_switchover_counted(self, server: SimulatorServer) -> None:
         server.world.add_stream("ap-guangzhou", "news", publishers=2)
         server.world.add_stream("ap-guangzhou", "sports", publishers=1)
 
-        async def main() -> None:
-            async with rig(server) as r:
-                assert await r.runner.run_cycle() == {KEY: True}
-                assert r.metric("tencent_live_region_streams", **LABELS) == 2
-                assert r.metric("tencent_live_region_switchovers_total", **LABELS, reason="failover") == 0
-                assert r.events.recent() == []
-                new_master = server.world.failover("ap-guangzhou", "news")
-                await r.runner.run_cycle()
-                assert r.metric("tencent_live_region_switchovers_total", **LABELS, reason="failover") == 1
-                assert r.metric("tencent_live_region_publisher_losses_total", **LABELS) == 1
-                kinds = sorted((e["kind"], e.get("to")) for e in r.events.recent())
-                assert kinds == [("publisher_loss", None), ("switchover", new_master)]
+        async with rig(server) as r:
+            assert await r.runner.run_cycle() == {KEY: True}
+            assert r.metric("tencent_live_region_streams", **LABELS) == 2
+            assert r.metric("tencent_live_region_switchovers_total", **LABELS, reason="failover") == 0
+            assert r.events.recent() == []
+            new_master = server.world.failover("ap-guangzhou", "news")
+            await r.runner.run_cycle()
+            assert r.metric("tencent_live_region_switchovers_total", **LABELS, reason="failover") == 1
+            assert r.metric("tencent_live_region_publisher_losses_total", **LABELS) == 1
+            kinds = sorted((e["kind"], e.get("to")) for e in r.events.recent())
+            assert kinds == [("publisher_loss", None), ("switchover", new_master)]
 
-        asyncio.run(main())
-
-    def test_failure_keeps_gauges_and_counts_no_drop(self, server: SimulatorServer) -> None:
+    async def test_failure_keeps_gauges_and_counts_no_drop(self, server: SimulatorServer) -> None:
         server.world.add_stream("ap-guangzhou", "news", publishers=2)
 
-        async def main() -> None:
-            async with rig(server) as r:
-                await r.runner.run_cycle()
-                for kind in (FaultKind.TRUNCATED, FaultKind.NULL_LIST, FaultKind.HTML):
-                    null = kind == FaultKind.NULL_LIST
-                    before = r.store.render()
-                    server.world.inject(Fault(kind=kind, times=1 if null else FAST_RETRY.attempts))
-                    assert await r.runner.run_cycle() == {KEY: null}
-                    assert r.hmetric("tencent_live_up", **LABELS) == (1 if null else 0)
-                    if not null:
-                        assert r.store.render() == before  # a failure moves no gauge
-                # Failed, absent (a null list is a successful empty reply), failed: one absence
-                # only, so nothing dropped.
-                assert r.metric("tencent_live_region_stream_drops_total", **LABELS) == 0
-                assert r.metric("tencent_live_stream_online", **LABELS, stream="news") == 1
-                bad = r.hmetric("tencent_live_api_requests_total", **LABELS, code="BadResponse")
-                assert bad == 2 * FAST_RETRY.attempts
-                # ... and back: no drop, no start.
-                await r.runner.run_cycle()
-                assert r.events.recent() == []
+        async with rig(server) as r:
+            await r.runner.run_cycle()
+            for kind in (FaultKind.TRUNCATED, FaultKind.NULL_LIST, FaultKind.HTML):
+                null = kind == FaultKind.NULL_LIST
+                before = r.store.render()
+                server.world.inject(Fault(kind=kind, times=1 if null else FAST_RETRY.attempts))
+                assert await r.runner.run_cycle() == {KEY: null}
+                assert r.hmetric("tencent_live_up", **LABELS) == (1 if null else 0)
+                if not null:
+                    assert r.store.render() == before  # a failure moves no gauge
+            # Failed, absent (a null list is a successful empty reply), failed: one absence
+            # only, so nothing dropped.
+            assert r.metric("tencent_live_region_stream_drops_total", **LABELS) == 0
+            assert r.metric("tencent_live_stream_online", **LABELS, stream="news") == 1
+            bad = r.hmetric("tencent_live_api_requests_total", **LABELS, code="BadResponse")
+            assert bad == 2 * FAST_RETRY.attempts
+            # ... and back: no drop, no start.
+            await r.runner.run_cycle()
+            assert r.events.recent() == []
 
-        asyncio.run(main())
-
-    def test_throttling_backs_off_and_recovers(self, server: SimulatorServer) -> None:
+    async def test_throttling_backs_off_and_recovers(self, server: SimulatorServer) -> None:
         """The server's budget is half the configured one: real RequestLimitExceeded replies."""
         names = tuple(f"w{i:02d}" for i in range(14))
         for name in names[:4]:
             server.world.add_stream("ap-guangzhou", name, publishers=1)
         sid, key = KEYS["acct-a"]
 
-        async def main() -> None:
-            async with rig(server, stream_names=names) as r:
-                budget = r.runner.budget("acct-a")
-                # Warm the connection pool, so the next burst reaches the server at once
-                # (fresh loopback connects can be spread out by the listen backlog).
+        async with rig(server, stream_names=names) as r:
+            budget = r.runner.budget("acct-a")
+            # Warm the connection pool, so the next burst reaches the server at once
+            # (fresh loopback connects can be spread out by the listen backlog).
+            assert await r.runner.run_cycle() == {KEY: True}
+            await asyncio.sleep(1.1)
+            server.world.add_account(Account(secret_id=sid, secret_key=key, rate_limit=10))
+            with capture_logs() as logs:
                 assert await r.runner.run_cycle() == {KEY: True}
-                await asyncio.sleep(1.1)
-                server.world.add_account(Account(secret_id=sid, secret_key=key, rate_limit=10))
-                with capture_logs() as logs:
-                    assert await r.runner.run_cycle() == {KEY: True}
-                assert "RequestLimitExceeded" in codes(server)
-                # Halved once (not once per throttled reply); maybe already a step back up.
-                assert 10 <= budget.effective_rate < 20
-                gauge = r.hmetric("tencent_live_rate_limit_requests_per_second", account="acct-a")
-                assert gauge == budget.effective_rate
-                assert [e["event"] for e in logs].count("rate_limit_lowered") == 1
-                # Every name was answered in the end: retries got through at the lower rate.
-                assert r.metric("tencent_live_region_streams", **LABELS) == 4
-                # The vendor relents; throttle-free windows bring the rate back to the limit.
-                server.world.add_account(Account(secret_id=sid, secret_key=key, rate_limit=20))
-                relented = len(server.request_log)
-                deadline = time.monotonic() + 20
-                while budget.effective_rate < 20:
-                    assert time.monotonic() < deadline, f"stuck at {budget.effective_rate}"
-                    assert await r.runner.poll_once(KEY)
-                gauge = r.hmetric("tencent_live_rate_limit_requests_per_second", account="acct-a")
-                assert gauge == 20
-                assert "RequestLimitExceeded" not in codes(server)[relented:]
-
-        asyncio.run(main())
+            assert "RequestLimitExceeded" in codes(server)
+            # Halved once (not once per throttled reply); maybe already a step back up.
+            assert 10 <= budget.effective_rate < 20
+            gauge = r.hmetric("tencent_live_rate_limit_requests_per_second", account="acct-a")
+            assert gauge == budget.effective_rate
+            assert [e["event"] for e in logs].count("rate_limit_lowered") == 1
+            # Every name was answered in the end: retries got through at the lower rate.
+            assert r.metric("tencent_live_region_streams", **LABELS) == 4
+            # The vendor relents; throttle-free windows bring the rate back to the limit.
+            server.world.add_account(Account(secret_id=sid, secret_key=key, rate_limit=20))
+            relented = len(server.request_log)
+            deadline = time.monotonic() + 20
+            while budget.effective_rate < 20:
+                assert time.monotonic() < deadline, f"stuck at {budget.effective_rate}"
+                assert await r.runner.poll_once(KEY)
+            gauge = r.hmetric("tencent_live_rate_limit_requests_per_second", account="acct-a")
+            assert gauge == 20
+            assert "RequestLimitExceeded" not in codes(server)[relented:]
 
 
 def _watch_world(server: SimulatorServer, names: Sequence[str], regions: Sequence[str]) -> None:
@@ -240,70 +231,61 @@ def _assert_budget_kept(server: SimulatorServer, rate: int) -> None:
 
 
 class TestAcceptance:
-    def test_scheduled_watch_list_keeps_the_budget_small(self, server: SimulatorServer) -> None:
+    async def test_scheduled_watch_list_keeps_the_budget_small(self, server: SimulatorServer) -> None:
         """Always-on variant: the real scheduler, spreading and stretching, 2 accounts x 5 regions."""
         names = tuple(f"ch-{i:03d}" for i in range(8))
         _watch_world(server, names, DEFAULT_REGIONS)
 
-        async def main() -> None:
-            async with rig(
-                server,
-                accounts=("acct-a", "acct-b"),
-                regions=DEFAULT_REGIONS,
-                stream_names=names,
-                poll_interval=1.0,
-            ) as r:
-                assert r.runner.schedules["acct-a"].stretched
-                with capture_logs() as logs:
-                    await r.runner.start()
-                    deadline = time.monotonic() + 20
-                    while not r.health.all_polled():
-                        assert time.monotonic() < deadline, "not every region was polled"
-                        await asyncio.sleep(0.05)
-                    await r.runner.stop()
-                assert [e["account"] for e in logs if e["event"] == "poll_cycle_stretched"] == [
-                    "acct-a",
-                    "acct-b",
-                ]
-                assert all(s.up for s in r.health.statuses())
-
-        asyncio.run(main())
+        async with rig(
+            server,
+            accounts=("acct-a", "acct-b"),
+            regions=DEFAULT_REGIONS,
+            stream_names=names,
+            poll_interval=1.0,
+        ) as r:
+            assert r.runner.schedules["acct-a"].stretched
+            with capture_logs() as logs:
+                await r.runner.start()
+                deadline = time.monotonic() + 20
+                while not r.health.all_polled():
+                    assert time.monotonic() < deadline, "not every region was polled"
+                    await asyncio.sleep(0.05)
+                await r.runner.stop()
+            assert [e["account"] for e in logs if e["event"] == "poll_cycle_stretched"] == [
+                "acct-a",
+                "acct-b",
+            ]
+            assert all(s.up for s in r.health.statuses())
         _assert_budget_kept(server, 20)
 
-    def test_burst_cycle_keeps_the_budget_small(self, server: SimulatorServer) -> None:
+    async def test_burst_cycle_keeps_the_budget_small(self, server: SimulatorServer) -> None:
         """Always-on variant without spreading: every query of a cycle queued on the budget at once."""
         names = tuple(f"ch-{i:03d}" for i in range(12))
         _watch_world(server, names, DEFAULT_REGIONS)
 
-        async def main() -> None:
-            async with rig(
-                server, accounts=("acct-a", "acct-b"), regions=DEFAULT_REGIONS, stream_names=names
-            ) as r:
-                results = await r.runner.run_cycle()
-                assert len(results) == 10 and all(results.values())
-                assert r.metric("tencent_live_region_streams", account="acct-b", region="ap-guangzhou") == 4
-
-        asyncio.run(main())
+        async with rig(
+            server, accounts=("acct-a", "acct-b"), regions=DEFAULT_REGIONS, stream_names=names
+        ) as r:
+            results = await r.runner.run_cycle()
+            assert len(results) == 10 and all(results.values())
+            assert r.metric("tencent_live_region_streams", account="acct-b", region="ap-guangzhou") == 4
         _assert_budget_kept(server, 20)
         assert len(server.request_log) == 2 * 5 * 12
 
     @pytest.mark.slow
-    def test_two_accounts_five_regions_two_hundred_names(self, server: SimulatorServer) -> None:
+    async def test_two_accounts_five_regions_two_hundred_names(self, server: SimulatorServer) -> None:
         """The issue's acceptance test: 2 accounts x 5 regions x 200 names at rate_limit 20 (~55 s)."""
         names = tuple(f"channel-{i:03d}" for i in range(200))
         _watch_world(server, names, DEFAULT_REGIONS)
 
-        async def main() -> None:
-            async with rig(
-                server, accounts=("acct-a", "acct-b"), regions=DEFAULT_REGIONS, stream_names=names
-            ) as r:
-                schedule = r.runner.schedules["acct-a"]
-                assert schedule.stretched and schedule.requests_per_cycle == 1000
-                results = await r.runner.run_cycle()
-                assert len(results) == 10 and all(results.values())
-                assert r.health.all_polled()
-
-        asyncio.run(main())
+        async with rig(
+            server, accounts=("acct-a", "acct-b"), regions=DEFAULT_REGIONS, stream_names=names
+        ) as r:
+            schedule = r.runner.schedules["acct-a"]
+            assert schedule.stretched and schedule.requests_per_cycle == 1000
+            results = await r.runner.run_cycle()
+            assert len(results) == 10 and all(results.values())
+            assert r.health.all_polled()
         _assert_budget_kept(server, 20)
         asked = {(r.secret_id, r.region, r.stream_name) for r in server.request_log.records()}
         assert len(asked) == 2 * 5 * 200  # every name of every region of both accounts
