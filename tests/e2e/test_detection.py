@@ -377,56 +377,47 @@ def test_master_appearing_and_returning(fake: VendorFake) -> None:
     asyncio.run(_masterless(fake))
 
 
-def test_drop_confirmed_by_name_within_the_poll_that_missed_it(fake: VendorFake) -> None:
+async def test_drop_confirmed_by_name_within_the_poll_that_missed_it(fake: VendorFake) -> None:
     """SPEC 9: a vanished stream is asked for by name at once; with drop_confirmations 2 the full
     list that missed it and the by-name reply confirm the drop, not a second full poll."""
 
-    async def main() -> None:
-        fake.script(GZ, [Listing.of(g(S1, m(A)), g(S2, m(C))), Listing.of(g(S1, m(A)))])
-        async with stack(config(fake, regions=(GZ,))) as s:
-            assert await s.poll(GZ)
-            fake.goto(GZ, 1)
-            assert await s.poll(GZ)
-            metrics = s.metrics()
-            assert region_counters(metrics)["tencent_live_region_stream_drops_total"] == 1
-            assert metrics.get("tencent_live_stream_online", account="prod", region=GZ, stream=S2) == 0
-            by_name = [r for r in fake.records if r.stream_name is not None]
-            assert [(r.stream_name, r.code) for r in by_name] == [(S2, "OK")]
-
-    asyncio.run(main())
+    fake.script(GZ, [Listing.of(g(S1, m(A)), g(S2, m(C))), Listing.of(g(S1, m(A)))])
+    async with stack(config(fake, regions=(GZ,))) as s:
+        assert await s.poll(GZ)
+        fake.goto(GZ, 1)
+        assert await s.poll(GZ)
+        metrics = s.metrics()
+        assert region_counters(metrics)["tencent_live_region_stream_drops_total"] == 1
+        assert metrics.get("tencent_live_stream_online", account="prod", region=GZ, stream=S2) == 0
+        by_name = [r for r in fake.records if r.stream_name is not None]
+        assert [(r.stream_name, r.code) for r in by_name] == [(S2, "OK")]
 
 
-def test_a_name_found_again_by_name_is_not_absent(fake: VendorFake) -> None:
-    async def main() -> None:
-        both = Listing.of(g(S1, m(A)), g(S2, m(C)))
-        # Request by request: the full list misses s2 once, the by-name query right after finds it.
-        fake.script(GZ, [both, Listing.of(g(S1, m(A))), both], mode="request")
-        async with stack(config(fake, regions=(GZ,))) as s:
-            assert await s.poll(GZ)
-            assert await s.poll(GZ)
-            assert await s.poll(GZ)
-            metrics = s.metrics()
-            assert region_counters(metrics)["tencent_live_region_stream_drops_total"] == 0
-            assert region_counters(metrics)["tencent_live_region_stream_starts_total"] == 0
-            assert metrics.get("tencent_live_stream_online", account="prod", region=GZ, stream=S2) == 1
-            assert [r.stream_name for r in fake.records if r.stream_name] == [S2]
-
-    asyncio.run(main())
+async def test_a_name_found_again_by_name_is_not_absent(fake: VendorFake) -> None:
+    both = Listing.of(g(S1, m(A)), g(S2, m(C)))
+    # Request by request: the full list misses s2 once, the by-name query right after finds it.
+    fake.script(GZ, [both, Listing.of(g(S1, m(A))), both], mode="request")
+    async with stack(config(fake, regions=(GZ,))) as s:
+        assert await s.poll(GZ)
+        assert await s.poll(GZ)
+        assert await s.poll(GZ)
+        metrics = s.metrics()
+        assert region_counters(metrics)["tencent_live_region_stream_drops_total"] == 0
+        assert region_counters(metrics)["tencent_live_region_stream_starts_total"] == 0
+        assert metrics.get("tencent_live_stream_online", account="prod", region=GZ, stream=S2) == 1
+        assert [r.stream_name for r in fake.records if r.stream_name] == [S2]
 
 
 def _steady(body: str) -> list[str]:
     return [line for line in body.splitlines() if not line.startswith("process_")]
 
 
-def test_gzip_scrape_matches_plain(fake: VendorFake) -> None:
-    async def main() -> None:
-        fake.script(GZ, [SCRIPT[0]])
-        async with stack(config(fake, regions=(GZ,))) as s:
-            assert await s.poll(GZ)
-            plain = s.get("/metrics").text
-            zipped = s.get("/metrics", headers={"Accept-Encoding": "gzip"})
-            assert zipped.headers.get("content-encoding") == "gzip"
-            # httpx decodes; equality proves one complete member (process_* samples move between scrapes)
-            assert _steady(zipped.text) == _steady(plain)
-
-    asyncio.run(main())
+async def test_gzip_scrape_matches_plain(fake: VendorFake) -> None:
+    fake.script(GZ, [SCRIPT[0]])
+    async with stack(config(fake, regions=(GZ,))) as s:
+        assert await s.poll(GZ)
+        plain = s.get("/metrics").text
+        zipped = s.get("/metrics", headers={"Accept-Encoding": "gzip"})
+        assert zipped.headers.get("content-encoding") == "gzip"
+        # httpx decodes; equality proves one complete member (process_* samples move between scrapes)
+        assert _steady(zipped.text) == _steady(plain)

@@ -7,7 +7,6 @@ while the exporter was down is counted exactly once by the first poll after the 
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -64,62 +63,56 @@ def stream_counters(m: Metrics) -> tuple[float | None, ...]:
     )
 
 
-def test_counters_continue_and_downtime_changes_count_once(tmp_path: Path, fake: VendorFake) -> None:
+async def test_counters_continue_and_downtime_changes_count_once(tmp_path: Path, fake: VendorFake) -> None:
     state = tmp_path / "state.json"
     clock = Clock()
 
-    async def main() -> None:
-        fake.script(GZ, SCRIPT)
-        async with stack(config(fake, state), clock=clock) as s:
-            assert await s.poll(GZ)
-            fake.goto(GZ, 1)
-            assert await s.poll(GZ)
-            assert counters(s.metrics()) == (1, 0, 0)
-            assert stream_counters(s.metrics()) == (1, 0)
-            assert len(s.events_list()) == 1
-        assert state.exists()
+    fake.script(GZ, SCRIPT)
+    async with stack(config(fake, state), clock=clock) as s:
+        assert await s.poll(GZ)
+        fake.goto(GZ, 1)
+        assert await s.poll(GZ)
+        assert counters(s.metrics()) == (1, 0, 0)
+        assert stream_counters(s.metrics()) == (1, 0)
+        assert len(s.events_list()) == 1
+    assert state.exists()
 
-        fake.goto(GZ, 2)  # the vendor moves on while we are down
-        async with stack(config(fake, state), clock=clock) as s:
-            # Before the first poll a counter may be absent, but never lower than it was.
-            early = counters(s.metrics())
-            assert all(v is None or v == w for v, w in zip(early, (1, 0, 0), strict=True)), early
-            assert s.events_list() == []
-            assert await s.poll(GZ)
-            after = s.metrics()
-            assert counters(after) == (1, 1, 1)
-            assert after.get("tencent_live_region_stream_starts_total", **LABELS) == 0
-            events = [(e["kind"], e["stream"], e.get("reason")) for e in s.events_list()]
-            assert events == [("switchover", "s1", "failover"), ("publisher_loss", "s1", None)]
-            assert await s.poll(GZ)  # the same snapshot again: nothing new
-            assert counters(s.metrics()) == (1, 1, 1)
-            assert len(s.events_list()) == 2
+    fake.goto(GZ, 2)  # the vendor moves on while we are down
+    async with stack(config(fake, state), clock=clock) as s:
+        # Before the first poll a counter may be absent, but never lower than it was.
+        early = counters(s.metrics())
+        assert all(v is None or v == w for v, w in zip(early, (1, 0, 0), strict=True)), early
+        assert s.events_list() == []
+        assert await s.poll(GZ)
+        after = s.metrics()
+        assert counters(after) == (1, 1, 1)
+        assert after.get("tencent_live_region_stream_starts_total", **LABELS) == 0
+        events = [(e["kind"], e["stream"], e.get("reason")) for e in s.events_list()]
+        assert events == [("switchover", "s1", "failover"), ("publisher_loss", "s1", None)]
+        assert await s.poll(GZ)  # the same snapshot again: nothing new
+        assert counters(s.metrics()) == (1, 1, 1)
+        assert len(s.events_list()) == 2
 
-        async with stack(config(fake, state), clock=clock) as s:  # a restart with no change at all
-            assert await s.poll(GZ)
-            assert counters(s.metrics()) == (1, 1, 1)
-            assert s.events_list() == []
-            assert s.metrics().get("tencent_live_stream_online", stream="s2", **LABELS) == 1
-
-    asyncio.run(main())
+    async with stack(config(fake, state), clock=clock) as s:  # a restart with no change at all
+        assert await s.poll(GZ)
+        assert counters(s.metrics()) == (1, 1, 1)
+        assert s.events_list() == []
+        assert s.metrics().get("tencent_live_stream_online", stream="s2", **LABELS) == 1
 
 
-def test_corrupt_state_file_is_a_fresh_start(tmp_path: Path, fake: VendorFake) -> None:
+async def test_corrupt_state_file_is_a_fresh_start(tmp_path: Path, fake: VendorFake) -> None:
     state = tmp_path / "state.json"
     state.write_text("{not json")
 
-    async def main() -> None:
-        fake.script(GZ, SCRIPT[:1])
-        async with stack(config(fake, state)) as s:
-            assert await s.poll(GZ)  # a baseline: no events, counters at 0
-            assert counters(s.metrics()) == (0, 0, 0)
-            assert s.events_list() == []
-
-    asyncio.run(main())
+    fake.script(GZ, SCRIPT[:1])
+    async with stack(config(fake, state)) as s:
+        assert await s.poll(GZ)  # a baseline: no events, counters at 0
+        assert counters(s.metrics()) == (0, 0, 0)
+        assert s.events_list() == []
     assert list(tmp_path.glob("state.json.corrupt-*"))
 
 
-def test_stream_counters_count_the_first_poll_after_restart(tmp_path: Path, fake: VendorFake) -> None:
+async def test_stream_counters_count_the_first_poll_after_restart(tmp_path: Path, fake: VendorFake) -> None:
     """Per-stream counters continue too, including events of the first poll after the restart.
 
     Regression: ``MetricStore.apply`` used to count events (``_count_events``) before
@@ -128,20 +121,17 @@ def test_stream_counters_count_the_first_poll_after_restart(tmp_path: Path, fake
     """
     state = tmp_path / "state.json"
 
-    async def main() -> None:
-        fake.script(GZ, SCRIPT)
-        async with stack(config(fake, state)) as s:
-            assert await s.poll(GZ)
-            fake.goto(GZ, 1)
-            assert await s.poll(GZ)
-            assert stream_counters(s.metrics()) == (1, 0)
-        fake.goto(GZ, 2)
-        async with stack(config(fake, state)) as s:
-            assert await s.poll(GZ)
-            assert counters(s.metrics()) == (1, 1, 1)
-            assert stream_counters(s.metrics()) == (2, 1)
-
-    asyncio.run(main())
+    fake.script(GZ, SCRIPT)
+    async with stack(config(fake, state)) as s:
+        assert await s.poll(GZ)
+        fake.goto(GZ, 1)
+        assert await s.poll(GZ)
+        assert stream_counters(s.metrics()) == (1, 0)
+    fake.goto(GZ, 2)
+    async with stack(config(fake, state)) as s:
+        assert await s.poll(GZ)
+        assert counters(s.metrics()) == (1, 1, 1)
+        assert stream_counters(s.metrics()) == (2, 1)
 
 
 def test_restart_of_the_real_process(tmp_path: Path, fake: VendorFake) -> None:
