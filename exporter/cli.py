@@ -84,7 +84,9 @@ def check_config(flags: Flags, *, out: TextIO) -> int:
         print("error: --check-config needs --config.file PATH", file=out)
         return 1
     ok = True
-    if flags.config_file is not None:
+    if flags.config_file is None:  # --demo: nothing to read, but say so rather than print nothing
+        print("--demo: OK (built-in configuration, no file)", file=out)
+    else:
         try:
             config = load_config(flags.config_file)
         except ConfigError as exc:

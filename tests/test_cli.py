@@ -98,6 +98,11 @@ def test_check_config_good(tmp_path: Path) -> None:
     assert "good-config-key-123" not in result.stdout + result.stderr
 
 
+def test_check_config_demo_says_ok() -> None:
+    result = run_cli("--check-config", "--demo")
+    assert result.returncode == 0 and "--demo: OK" in result.stdout
+
+
 def test_check_config_prints_warnings_and_exits_0(tmp_path: Path) -> None:
     text = "accounts:\n  - name: a\n    secret_id: AKIDqa\n    secret_key: k\n"
     text += "    regions: [na-siliconvalley]\n"
