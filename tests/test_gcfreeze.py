@@ -9,14 +9,7 @@ from collections.abc import Iterator
 import pytest
 
 from exporter.gcfreeze import GcFreezer
-
-
-class _Clock:
-    def __init__(self) -> None:
-        self.now = 1000.0
-
-    def __call__(self) -> float:
-        return self.now
+from tests._clock import ManualClock
 
 
 @pytest.fixture(autouse=True)
@@ -27,7 +20,7 @@ def _unfrozen() -> Iterator[None]:
 
 
 def test_a_baseline_freezes_at_once_others_at_most_every_interval() -> None:
-    clock = _Clock()
+    clock = ManualClock()
     freezer = GcFreezer(interval=10.0, full_every=3600.0, monotonic=clock)
     freezer.after_apply(True)
     assert freezer.freezes == 1
@@ -44,7 +37,7 @@ def test_a_baseline_freezes_at_once_others_at_most_every_interval() -> None:
 
 
 def test_cyclic_garbage_frozen_before_it_died_is_collected_by_the_periodic_full_pass() -> None:
-    clock = _Clock()
+    clock = ManualClock()
     freezer = GcFreezer(interval=10.0, full_every=3600.0, monotonic=clock)
 
     class Node:

@@ -15,6 +15,7 @@ import structlog
 from exporter.redaction import SECRETS
 from exporter.simulator import Account, Simulator, SimulatorServer, World
 from exporter.simulator.sts import Identity
+from tests._clock import ManualClock
 
 T = TypeVar("T")
 
@@ -23,22 +24,9 @@ BASE_KEY = "base-secret-key-for-role-tests-0123"
 START = 1_760_000_000.0
 
 
-class Clock:
-    """Unix seconds that move only when a test says so."""
-
-    def __init__(self, now: float = START) -> None:
-        self.now = now
-
-    def __call__(self) -> float:
-        return self.now
-
-    def advance(self, seconds: float) -> None:
-        self.now += seconds
-
-
 @pytest.fixture
-def clock() -> Clock:
-    return Clock()
+def clock() -> ManualClock:
+    return ManualClock(START)
 
 
 @pytest.fixture
@@ -47,7 +35,7 @@ def base_account() -> Account:
 
 
 @pytest.fixture
-def server(clock: Clock, base_account: Account) -> Iterator[SimulatorServer]:
+def server(clock: ManualClock, base_account: Account) -> Iterator[SimulatorServer]:
     """A simulator on 127.0.0.1 whose clock is the test's; no streams needed for credentials."""
     world = World(accounts=[base_account], streams_per_region=1, seed=11)
     sim = Simulator(world, clock=clock, seed=11)

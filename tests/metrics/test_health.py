@@ -16,18 +16,11 @@ from exporter.metrics.families import ALL_FAMILIES
 from exporter.metrics.health import UNKNOWN_REVISION, HealthMetrics, build_revision
 from exporter.metrics.store import MetricStore
 from exporter.model import Publisher, RegionKey, Snapshot, Stream
+from tests._clock import ManualClock
 from tests._prom import family_names, sample_names, samples, value
 
 KEY = RegionKey("prod", "ap-guangzhou")
 OTHER = RegionKey("prod", "ap-hongkong")
-
-
-class Clock:
-    def __init__(self, now: float) -> None:
-        self.now = now
-
-    def __call__(self) -> float:
-        return self.now
 
 
 def get(health: HealthMetrics, name: str, **labels: str) -> float | None:
@@ -61,7 +54,7 @@ class TestPollState:
         assert statuses[KEY].up and statuses[KEY].streams == 3 and statuses[KEY].last_success == 100.0
 
     def test_failure_keeps_last_success_and_age_grows(self) -> None:
-        clock = Clock(1000.0)
+        clock = ManualClock(1000.0)
         health = HealthMetrics("1.0.0", clock=clock)
         health.poll_succeeded(KEY, 1000.0, 1)
         health.poll_failed(KEY, "InternalError")
@@ -149,7 +142,7 @@ class TestCounters:
         assert get(health, "credential_expiry_timestamp_seconds", account="prod") is None
 
     def test_config_reload_gauges(self) -> None:
-        health = HealthMetrics("1", clock=Clock(500.0))
+        health = HealthMetrics("1", clock=ManualClock(500.0))
         health.config_reloaded(True)
         assert get(health, "config_last_reload_successful") == 1.0
         assert get(health, "config_last_reload_success_timestamp_seconds") == 500.0
@@ -205,7 +198,7 @@ class TestComposition:
         stream = Stream(name="s", host_group="", optimal_enable=0, publishers=(publisher,))
         snapshot = Snapshot(account=KEY.account, region=KEY.region, taken_at=1.0, streams={"s": stream})
         store.apply(snapshot, changed={"s"}, dropped=(), events=())
-        health = HealthMetrics("1.0.0", clock=Clock(2.0))
+        health = HealthMetrics("1.0.0", clock=ManualClock(2.0))
         health.register(KEY)
         health.poll_succeeded(KEY, 1.0, 1)
         return store, health

@@ -23,6 +23,7 @@ from exporter.credentials import CredentialSettings, Secret
 from exporter.model import RegionKey
 from exporter.scheduler.ports import RetryPolicy
 from exporter.simulator import Account, Fault, FaultKind, Simulator, World, mock_transport
+from tests._clock import ManualClock
 from tests._prom import value
 
 SECRET_ID = "AKIDschedulertest0001"
@@ -32,17 +33,10 @@ FAST_RETRY = RetryPolicy(attempts=3, base_delay=0.01, max_delay=0.02)
 KEY = RegionKey("prod", "ap-guangzhou")
 
 
-class Clock:
-    """Wall clock the test moves by hand (snapshot times, event times, signatures)."""
-
-    def __init__(self, now: float | None = None) -> None:
-        self.now = float(int(time.time())) if now is None else now
-
-    def __call__(self) -> float:
-        return self.now
-
-    def tick(self, seconds: float) -> None:
-        self.now += seconds
+def wall_clock() -> ManualClock:
+    """A wall clock starting now (whole seconds) that the test moves by hand (snapshot times,
+    event times, signatures)."""
+    return ManualClock(float(int(time.time())))
 
 
 class SteppedMonotonic:
@@ -75,7 +69,7 @@ class Rig:
     world: World
     sim: Simulator
     pipeline: Pipeline
-    clock: Clock
+    clock: ManualClock
     http: httpx.AsyncClient
     extra: dict[str, Any] = field(default_factory=dict)
 
@@ -121,11 +115,11 @@ async def rig(
     accounts: tuple[AccountConfig, ...] | None = None,
     rate_limit: float = 20.0,
     monotonic: Any = time.monotonic,
-    clock: Clock | None = None,
+    clock: ManualClock | None = None,
     **config: Any,
 ) -> AsyncIterator[Rig]:
     """A pipeline polling a simulated vendor; ``config`` are ``Config`` fields."""
-    clock = clock or Clock()
+    clock = clock or wall_clock()
     world = world or World(
         accounts=[Account(secret_id=SECRET_ID, secret_key=SECRET_KEY)], seed=1, clock=clock
     )

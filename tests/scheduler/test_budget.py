@@ -11,14 +11,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from exporter.scheduler.budget import SlidingWindowBudget, Slot
-
-
-class FakeClock:
-    def __init__(self, start: float = 1000.0) -> None:
-        self.now = start
-
-    def __call__(self) -> float:
-        return self.now
+from tests._clock import ManualClock
 
 
 def _max_in_window(sends: list[float], window: float) -> int:
@@ -33,7 +26,7 @@ def _max_in_window(sends: list[float], window: float) -> int:
     )
 
 
-def _simulate(budget: SlidingWindowBudget, clock: FakeClock, arrivals: list[float]) -> list[float]:
+def _simulate(budget: SlidingWindowBudget, clock: ManualClock, arrivals: list[float]) -> list[float]:
     """Callers arrive at the given gaps; each sends once its reserved delay has passed."""
     sends = []
     for gap in arrivals:
@@ -53,7 +46,7 @@ class TestWindowProperty:
         ),
     )
     def test_no_one_second_window_holds_more_than_rate(self, rate: int, arrivals: list[float]) -> None:
-        clock = FakeClock()
+        clock = ManualClock()
         budget = SlidingWindowBudget(rate, clock=clock)
         sends = _simulate(budget, clock, arrivals)
         assert _max_in_window(sends, 1.0) <= rate
@@ -68,7 +61,7 @@ class TestWindowProperty:
         self, rate: int, arrivals: list[float], throttles: list[bool]
     ) -> None:
         """AIMD changes N mid-stream; the configured rate must still never be exceeded."""
-        clock = FakeClock()
+        clock = ManualClock()
         budget = SlidingWindowBudget(rate, clock=clock)
         sends = []
         for gap, throttled in zip(arrivals, throttles * (len(arrivals) // len(throttles) + 1), strict=False):
@@ -79,7 +72,7 @@ class TestWindowProperty:
 
     def test_a_token_bucket_burst_pattern_is_refused(self) -> None:
         """The pattern a burst=rate bucket allows: N at the end of a second, N at the start of the next."""
-        clock = FakeClock()
+        clock = ManualClock()
         budget = SlidingWindowBudget(20, clock=clock)
         clock.now = 1000.99
         first = [clock.now + budget.reserve() for _ in range(20)]
@@ -91,13 +84,13 @@ class TestWindowProperty:
         assert _max_in_window(first + second, 1.0) == 20
 
     def test_a_burst_within_the_rate_goes_out_at_once(self) -> None:
-        clock = FakeClock()
+        clock = ManualClock()
         budget = SlidingWindowBudget(20, clock=clock)
         assert [budget.reserve() for _ in range(20)] == [0.0] * 20
         assert budget.reserve() == pytest.approx(1.05)
 
     def test_slots_are_handed_out_in_order(self) -> None:
-        clock = FakeClock()
+        clock = ManualClock()
         budget = SlidingWindowBudget(2, clock=clock)
         delays = [budget.reserve() for _ in range(6)]
         assert delays == sorted(delays)
@@ -107,7 +100,7 @@ class TestWindowProperty:
 class TestMargin:
     @pytest.mark.parametrize("margin", [0.0, 0.05, 0.2])
     def test_margin_is_added_to_every_window(self, margin: float) -> None:
-        clock = FakeClock()
+        clock = ManualClock()
         budget = SlidingWindowBudget(5, margin=margin, clock=clock)
         for _ in range(5):
             budget.reserve()
@@ -115,7 +108,7 @@ class TestMargin:
 
     def test_margin_survives_arrival_jitter_up_to_its_size(self) -> None:
         """Server arrivals may each be late by up to the margin; the server still sees <= rate."""
-        clock = FakeClock()
+        clock = ManualClock()
         budget = SlidingWindowBudget(10, margin=0.05, clock=clock)
         sends = _simulate(budget, clock, [0.013] * 300)
         # Worst case for the server: every Nth send early, the others late, by up to the margin.
@@ -126,14 +119,14 @@ class TestMargin:
         assert SlidingWindowBudget(20, margin=0.05).capacity == pytest.approx(20 / 1.05)
 
     def test_sub_one_rate_paces_single_sends(self) -> None:
-        clock = FakeClock()
+        clock = ManualClock()
         budget = SlidingWindowBudget(0.5, margin=0.0, clock=clock, min_rate=0.5)
         assert [budget.reserve() for _ in range(3)] == pytest.approx([0.0, 2.0, 4.0])
 
 
 class TestAimd:
     def test_throttle_halves_and_successes_recover_one_per_window(self) -> None:
-        clock = FakeClock()
+        clock = ManualClock()
         budget = SlidingWindowBudget(20, clock=clock, increase=2.0)
         assert budget.on_throttled()
         assert budget.effective_rate == 10
@@ -148,7 +141,7 @@ class TestAimd:
         assert steps == [12, 14, 16, 18, 20, 20, 20, 20]
 
     def test_a_burst_of_throttles_halves_once_per_window(self) -> None:
-        clock = FakeClock()
+        clock = ManualClock()
         budget = SlidingWindowBudget(20, clock=clock)
         results = [budget.on_throttled() for _ in range(10)]
         assert results[0] and not any(results[1:])
@@ -159,7 +152,7 @@ class TestAimd:
 
     def test_throttles_of_requests_sent_before_the_decrease_are_stale(self) -> None:
         """Requests paced at the old rate come back throttled later; they must not halve again."""
-        clock = FakeClock()
+        clock = ManualClock()
         budget = SlidingWindowBudget(20, clock=clock)
         sent_early = clock.now
         clock.now += 0.1
@@ -172,7 +165,7 @@ class TestAimd:
         assert budget.effective_rate == 5
 
     def test_default_recovery_is_a_tenth_of_the_limit(self) -> None:
-        clock = FakeClock()
+        clock = ManualClock()
         budget = SlidingWindowBudget(20, clock=clock)
         budget.on_throttled()
         clock.now += 1.0
@@ -180,7 +173,7 @@ class TestAimd:
         assert budget.effective_rate == 12
 
     def test_never_below_the_floor(self) -> None:
-        clock = FakeClock()
+        clock = ManualClock()
         budget = SlidingWindowBudget(20, clock=clock, min_rate=2.0)
         for _ in range(10):
             clock.now += 1.0
@@ -188,7 +181,7 @@ class TestAimd:
         assert budget.effective_rate == 2.0
 
     def test_lowered_rate_spaces_sends(self) -> None:
-        clock = FakeClock()
+        clock = ManualClock()
         budget = SlidingWindowBudget(20, clock=clock)
         budget.on_throttled()
         delays = [budget.reserve() for _ in range(11)]
@@ -196,7 +189,7 @@ class TestAimd:
         assert delays[10] == pytest.approx(1.05)
 
     def test_a_throttle_right_after_a_recovery_step_still_decreases(self) -> None:
-        clock = FakeClock()
+        clock = ManualClock()
         budget = SlidingWindowBudget(20, clock=clock, increase=1.0)
         budget.on_throttled()
         clock.now += 1.0
@@ -250,7 +243,7 @@ class TestLatency:
     def _run(
         rate: int, gaps: list[float], latencies: list[float], fractions: list[float]
     ) -> tuple[int, list[float]]:
-        clock = FakeClock()
+        clock = ManualClock()
         budget = SlidingWindowBudget(rate, clock=clock)
         queue: list[tuple[float, int, str, int]] = []
         seq = 0
@@ -319,7 +312,7 @@ class TestLatency:
 
 class TestSpare:
     def test_spare_sends_keep_room_for_regular_requests(self) -> None:
-        clock = FakeClock()
+        clock = ManualClock()
         budget = SlidingWindowBudget(8, margin=0.0, clock=clock)
 
         async def main() -> list[Slot | None]:
@@ -334,7 +327,7 @@ class TestSpare:
         assert budget.reserve() == 0.0  # a regular request still goes out at once
 
     def test_spare_never_jumps_the_queue(self) -> None:
-        clock = FakeClock()
+        clock = ManualClock()
         budget = SlidingWindowBudget(5, margin=0.0, clock=clock)
         queued = budget.plan()  # a regular request waiting its turn
 
@@ -345,7 +338,7 @@ class TestSpare:
         assert budget.try_send(queued) == 0.0
 
     def test_nothing_before_the_deadline_means_none_and_nothing_held(self) -> None:
-        clock = FakeClock()
+        clock = ManualClock()
         budget = SlidingWindowBudget(2, margin=0.0, clock=clock)
         held = [budget.reserve() for _ in range(2)]
         assert held == [0.0, 0.0]

@@ -26,7 +26,7 @@ class TestConfirmation:
         async with rig(drop_confirmations=2) as r:
             await r.baseline("a", "b")
             r.world.remove_stream(GZ, "a")
-            r.clock.tick(5)
+            r.clock.advance(5)
             missed_at = r.clock.now
             assert await r.runner.poll_once(KEY)
             assert r.requests() == [(GZ, None, "OK"), (GZ, None, "OK"), (GZ, "a", "OK")]

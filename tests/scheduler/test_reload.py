@@ -23,7 +23,8 @@ from exporter.pipeline import Pipeline
 from exporter.reload import Reloader
 from exporter.simulator import Account, Simulator, World, mock_transport
 from tests import _prom
-from tests.scheduler.rig import ENDPOINT, FAST_RETRY, SECRET_ID, SECRET_KEY, Clock
+from tests._clock import ManualClock
+from tests.scheduler.rig import ENDPOINT, FAST_RETRY, SECRET_ID, SECRET_KEY, wall_clock
 
 GZ, HK = "ap-guangzhou", "ap-hongkong"
 OTHER_ID, OTHER_KEY = "AKIDschedulertest0002", "scheduler-test-secret-key-0002"
@@ -85,7 +86,7 @@ async def test_unchanged_regions_keep_state_new_ones_baseline_removed_ones_leave
     env.write(config_text())
     gz, hk = RegionKey("prod", GZ), RegionKey("prod", HK)
 
-    async with reloading(env, clock=Clock(), retry=FAST_RETRY) as (pipeline, reloader):
+    async with reloading(env, clock=wall_clock(), retry=FAST_RETRY) as (pipeline, reloader):
         assert await pipeline.runner.poll_once(gz)
         env.world.handover(GZ, "news")
         assert await pipeline.runner.poll_once(gz)
@@ -119,12 +120,12 @@ async def test_an_invalid_file_changes_nothing_and_sets_the_gauge(tmp_path: Path
     env.write(config_text())
     gz = RegionKey("prod", GZ)
 
-    clock = Clock(1_800_000_000.0)
+    clock = ManualClock(1_800_000_000.0)
     async with reloading(env, clock=clock, retry=FAST_RETRY) as (pipeline, reloader):
         assert await pipeline.runner.poll_once(gz)
         assert value(pipeline, "tencent_live_config_last_reload_success_timestamp_seconds") == clock.now
         env.write(config_text(regions=(GZ, HK)) + "unknown_key: 1\n")
-        clock.tick(60)
+        clock.advance(60)
         with capture_logs() as logs:
             assert not await reloader.reload()
         [line] = [e for e in logs if e["event"] == "reload_failed"]
@@ -143,7 +144,7 @@ async def test_changed_credentials_are_a_new_baseline(tmp_path: Path) -> None:
     env.write(config_text())
     gz = RegionKey("prod", GZ)
 
-    async with reloading(env, clock=Clock(), retry=FAST_RETRY) as (pipeline, reloader):
+    async with reloading(env, clock=wall_clock(), retry=FAST_RETRY) as (pipeline, reloader):
         assert await pipeline.runner.poll_once(gz)
         env.write(config_text(secret_id=OTHER_ID))
         assert await reloader.reload()

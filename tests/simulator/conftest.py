@@ -8,7 +8,6 @@ a cross-check of the two implementations.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
 
 import orjson
 import pytest
@@ -16,35 +15,23 @@ import pytest
 from exporter.credentials import Credential
 from exporter.simulator import ACTION, SERVICE, VERSION, Simulator, World
 from exporter.tencent.signing import tc3_headers
+from tests._clock import ManualClock
 
 NOW = 1_700_000_000.0
 
 
-@dataclass
-class FakeClock:
-    """A settable clock; calling it returns ``now``."""
-
-    now: float
-
-    def __call__(self) -> float:
-        return self.now
-
-    def advance(self, seconds: float) -> None:
-        self.now += seconds
+@pytest.fixture
+def wall() -> ManualClock:
+    return ManualClock(NOW)
 
 
 @pytest.fixture
-def wall() -> FakeClock:
-    return FakeClock(NOW)
+def mono() -> ManualClock:
+    return ManualClock(1000.0)
 
 
 @pytest.fixture
-def mono() -> FakeClock:
-    return FakeClock(1000.0)
-
-
-@pytest.fixture
-def core(sim_world: World, wall: FakeClock, mono: FakeClock) -> Simulator:
+def core(sim_world: World, wall: ManualClock, mono: ManualClock) -> Simulator:
     """The protocol core on fake wall and monotonic clocks, seeded RequestIds."""
     return Simulator(sim_world, clock=wall, monotonic=mono, seed=1)
 
