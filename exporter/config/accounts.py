@@ -43,6 +43,7 @@ DEFAULT_ENDPOINT: Final = "https://live.tencentcloudapi.com"
 _REGION: Final = re.compile(r"[a-z]{2,}(-[a-z0-9]+)+")
 _ROLE_ARN: Final = re.compile(r"qcs::cam::uin/\d+:role(Name)?/.+")
 _SESSION_NAME: Final = re.compile(r"[\w+=,.@-]{2,128}")
+_SESSION_NAME_EXAMPLE: Final = "tencent-live-exporter (2-128 of: letters digits + = , . @ _ -)"
 _MAX_ROLE_DURATION: Final = 43200.0  # STS AssumeRole DurationSeconds ceiling (12 h)
 
 
@@ -131,7 +132,7 @@ _CREDENTIAL_KEYS: Final[Mapping[str, tuple[str, Reader[Any]]]] = {
     "session_token_file": ("session_token_file", path),
     "profile": ("profile", _nonempty),
     "role_arn": ("role_arn", _patterned(_ROLE_ARN, "qcs::cam::uin/100000000001:roleName/exporter")),
-    "role_session_name": ("role_session_name", _patterned(_SESSION_NAME, "tencent-live-exporter")),
+    "role_session_name": ("role_session_name", _patterned(_SESSION_NAME, _SESSION_NAME_EXAMPLE)),
     "role_duration": ("role_duration", duration(positive=True, maximum=_MAX_ROLE_DURATION)),
     "metadata_endpoint": (
         "metadata_endpoint",
