@@ -305,6 +305,14 @@ class Runner:
                 return await self._requester.fetch(key, name, deadline, parse, spare=True)
 
             await confirm_round(key, names, fetch, self._applier, clock=self._clock)
+            if not full.judging_absences:
+                # A list at the vendor's ceiling judged no absence, so the reply above was only
+                # the first confirmation: ask once more, and a drop takes as long as after a
+                # judging list instead of a whole cycle more.
+                state = self._applier.state(key)
+                again = [name for name in names if state is not None and name in state.absent]
+                if again:
+                    await confirm_round(key, again, fetch, self._applier, clock=self._clock)
 
     # ------------------------------------------------------------------------------ schedule
 

@@ -172,8 +172,32 @@ class TestVendorCeiling:
             with capture_logs() as logs:
                 assert await r.runner.poll_once(KEY)  # the list still holds 20,000 groups
             assert not [e for e in logs if e["event"] == "absences_not_judged"]  # said once
-            assert r.runner.state(KEY).absent == {gone: 1}  # only the by-name reply counted
-            assert r.metric("tencent_live_region_stream_drops_total", **LABELS) == 0
-            assert await r.runner.poll_once(KEY)
+            # The list judged nothing: two by-name replies in the same poll confirm the drop.
+            [first, second] = [e for e in logs if e["event"] == "drops_confirmed_by_name"]
+            assert (first["asked"], first["found"], first["dropped"]) == (1, 0, 0)
+            assert (second["asked"], second["found"], second["dropped"]) == (1, 0, 1)
+            assert r.runner.state(KEY).absent == {}
             assert r.metric("tencent_live_region_stream_drops_total", **LABELS) == 1
             assert [n for _, n, _ in r.requests() if n is not None] == [gone, gone]
+
+    async def test_a_name_found_by_name_after_a_list_that_judged_nothing_is_asked_once(self) -> None:
+        async with rig(drop_confirmations=2) as r:
+            await r.baseline("a", "b")
+            # "b" comes nameless in the full list: the list judges no absence, "b" is asked by name.
+            r.fail_next(1, kind=FaultKind.EDIT, field="StreamName", value=None, stream="b", scope="list")
+            assert await r.runner.poll_once(KEY)
+            assert [n for _, n, _ in r.requests() if n is not None] == ["b"]  # found: no second round
+            assert r.runner.state(KEY).absent == {}
+            assert r.metric("tencent_live_stream_online", **LABELS, stream="b") == 1
+            assert r.kinds() == []
+
+    async def test_a_vanished_name_after_a_list_that_judged_nothing_takes_two_by_name_replies(self) -> None:
+        async with rig(drop_confirmations=2) as r:
+            await r.baseline("a", "b", "c")
+            r.world.remove_stream(GZ, "c")
+            r.fail_next(1, kind=FaultKind.EDIT, field="StreamName", value=None, stream="b", scope="list")
+            assert await r.runner.poll_once(KEY)
+            asked = [n for _, n, _ in r.requests() if n is not None]
+            assert sorted(asked) == ["b", "c", "c"]  # "b" found at once; "c" asked twice
+            assert r.metric("tencent_live_region_stream_drops_total", **LABELS) == 1
+            assert r.kinds() == ["stream_drop"]
