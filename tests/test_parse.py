@@ -213,7 +213,7 @@ ODD_GROUPS = [
     pytest.param(_group(_set("StreamName", 12)), {"nameless_group": 1}, None, id="name-int"),
     pytest.param(_group(_set("StreamName", None)), {"nameless_group": 1}, None, id="name-null"),
     # Skipped, named: the stream is unknown.
-    pytest.param(_group(_set("StreamName", "n" * 81)), {"stream_name_too_long": 1}, None, id="name-long"),
+    pytest.param(_group(_set("StreamName", "n" * 257)), {"stream_name_too_long": 1}, None, id="name-long"),
     pytest.param(_group(_set("BackupList", {})), {"malformed_group": 1}, None, id="backups-object"),
     pytest.param(_group(_drop("BackupList")), {"malformed_group": 1}, None, id="backups-missing"),
     # Kept, with what can be read.
@@ -407,9 +407,9 @@ class TestOneOddRecord:
         assert snapshot.judging_absences is False
 
     def test_long_name_is_measured_in_utf8_bytes(self) -> None:
-        fits, too_long = "流" * 26, "流" * 27  # 78 and 81 bytes
-        snapshot = _parse(_reply([_stream_group(fits), _stream_group(too_long), _stream_group("x" * 80)]))
-        assert set(snapshot.streams) == {fits, "x" * 80}
+        fits, too_long = "流" * 85, "流" * 86  # 255 and 258 bytes
+        snapshot = _parse(_reply([_stream_group(fits), _stream_group(too_long), _stream_group("x" * 256)]))
+        assert set(snapshot.streams) == {fits, "x" * 256}
         assert snapshot.unknown == frozenset({too_long})
 
     def test_duplicate_choice_does_not_depend_on_reply_order(self) -> None:

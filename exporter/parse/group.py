@@ -38,10 +38,11 @@ __all__ = [
     "read_group",
 ]
 
-#: The longest StreamName accepted, in UTF-8 bytes. The vendor's API reference for CSS
-#: (live 2018-08-01, ``CommonMixInputParam.InputStreamName``) documents stream names of "up
-#: to 80 bytes of letters, digits, and underscores"; a longer one is not a real stream.
-MAX_STREAM_NAME_BYTES = 80
+#: The longest StreamName accepted, in UTF-8 bytes. The vendor documents no general limit (its
+#: API reference names 80 bytes only for a stream-mixing input); 256 keeps a real name of any
+#: plausible length while a 5 MB one can neither become a label nor reach ``/events``, and it
+#: stays inside the label bound used for other vendor strings (``MAX_FIELD_CHARS``).
+MAX_STREAM_NAME_BYTES = 256
 #: Other vendor strings that become label values are cut to this many characters.
 MAX_FIELD_CHARS = 256
 #: An UpstreamSequence is an unsigned 64-bit number (20 digits); 32 leaves room.
