@@ -756,7 +756,7 @@ _GROUP_VARIANTS = [
     _stream_group("a", flag=7),  # odd: not master
     _stream_group("a", sequence="5"),  # a duplicate that wins by its lower master sequence
     None,  # nameless: absences judge nothing
-    _stream_group("n" * 81),  # over the name limit: unknown
+    _stream_group("n" * 257),  # over the name limit: unknown
     {**_stream_group("g"), "BackupList": {}},  # malformed: unknown
     {**_stream_group("h"), "BackupList": ["x", {"UpstreamSequence": "12", "MasterFlag": 1}]},
 ]
