@@ -9,6 +9,7 @@ self-signed certificate is trusted only through ``SSL_CERT_FILE``.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import ssl
 from collections.abc import Awaitable, Callable, Iterator
 from pathlib import Path
@@ -35,6 +36,7 @@ class ForwardProxy:
     def __init__(self) -> None:
         self.seen: list[tuple[str, str]] = []
         self._server: asyncio.Server | None = None
+        self._handlers: set[asyncio.Task[None]] = set()
 
     async def start(self) -> str:
         self._server = await asyncio.start_server(self._handle, "127.0.0.1", 0)
@@ -42,11 +44,19 @@ class ForwardProxy:
         return f"http://127.0.0.1:{port}"
 
     async def stop(self) -> None:
+        """Close, then wait for every connection handler, so no transport outlives the loop
+        (Python 3.11's ``wait_closed`` does not wait for them)."""
         assert self._server is not None
         self._server.close()
         await self._server.wait_closed()
+        if self._handlers:
+            await asyncio.wait(self._handlers, timeout=5)
 
     async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        task = asyncio.current_task()
+        assert task is not None
+        self._handlers.add(task)
+        task.add_done_callback(self._handlers.discard)
         try:
             head = await reader.readuntil(b"\r\n\r\n")
             method, target, _ = head.split(b"\r\n", 1)[0].decode().split(" ", 2)
@@ -71,12 +81,11 @@ class ForwardProxy:
             up_writer.write("\r\n".join(lines).encode() + body)
             await up_writer.drain()
             await _pipe(up_reader, writer)
-            up_writer.close()
-            await up_writer.wait_closed()
+            await _close(up_writer)
         except (OSError, asyncio.IncompleteReadError, ValueError):
             pass
         finally:
-            writer.close()
+            await _close(writer)
 
 
 async def _pipe(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
@@ -87,7 +96,13 @@ async def _pipe(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> N
     except OSError:
         pass
     finally:
-        writer.close()
+        await _close(writer)
+
+
+async def _close(writer: asyncio.StreamWriter) -> None:
+    writer.close()
+    with contextlib.suppress(OSError, ssl.SSLError):
+        await writer.wait_closed()
 
 
 @pytest.fixture(scope="module")
@@ -122,7 +137,7 @@ async def _tls_vendor(cert: Path, key: Path) -> tuple[asyncio.Server, int]:
         except (OSError, asyncio.IncompleteReadError, ssl.SSLError):
             pass
         finally:
-            writer.close()
+            await _close(writer)
 
     server = await asyncio.start_server(handle, "127.0.0.1", 0, ssl=context)
     return server, server.sockets[0].getsockname()[1]
