@@ -41,7 +41,6 @@ class Flags:
     """The parsed command line, by SPEC section 3 name."""
 
     config_file: Path | None
-    listen_address: str  # the first --web.listen-address
     telemetry_path: str
     web_config_file: Path | None
     log_level: str
@@ -54,6 +53,11 @@ class Flags:
     max_connections: int = DEFAULT_MAX_CONNECTIONS
     runbook_url: str | None = None
     dashboards_url: str | None = None
+
+    @property
+    def listen_address(self) -> str:
+        """The first ``--web.listen-address``."""
+        return self.listen_addresses[0]
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -156,7 +160,6 @@ def parse_flags(argv: Sequence[str] | None = None) -> Flags | str:
         _parser().error("--web.max-connections must be at least 1")
     return Flags(
         config_file=ns.config_file,
-        listen_address=listen[0],
         listen_addresses=listen,
         systemd_socket=ns.systemd_socket,
         enable_lifecycle=ns.enable_lifecycle,
